@@ -1,0 +1,1 @@
+//! The HTTP API: Web3Signer-compatible signing routes, health and key listing.

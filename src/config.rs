@@ -1,0 +1,1 @@
+//! Configuration: one TOML file, every setting also a CLI flag and a `KEYGUARD_*` variable.

@@ -1,0 +1,80 @@
+//! Validator keys: where they come from (key sources), and the in-memory key table that
+//! the signing path reads.
+//!
+//! Every source ends in the same place: a [`ValidatorKey`] built from 32 secret bytes by
+//! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
+
+mod secret;
+mod table;
+
+pub use secret::ValidatorKey;
+pub use table::{DuplicateKey, KeyTable};
+
+/// A compressed BLS12-381 G1 public key.
+pub type PubkeyBytes = [u8; 48];
+/// A compressed BLS12-381 G2 signature.
+pub type SignatureBytes = [u8; 96];
+
+/// The Ethereum proof-of-stake BLS ciphersuite (proof-of-possession scheme).
+pub const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+/// Where a loaded key came from; shown by `keys list` and in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// An EIP-2335 keystore with a password file.
+    Keystore,
+    /// A Web3Signer key definition of `type: file-keystore`.
+    Web3SignerKeystore,
+    /// A Web3Signer key definition of `type: file-raw`.
+    Web3SignerRaw,
+    /// A well-known interop test key (public; devnets only).
+    Interop,
+    /// A key sealed by the HSM's key-encryption key.
+    Sealed,
+    /// A key imported through the keymanager API.
+    Imported,
+}
+
+impl KeySource {
+    /// The name used in metrics labels and listings.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeySource::Keystore => "keystore",
+            KeySource::Web3SignerKeystore => "web3signer-keystore",
+            KeySource::Web3SignerRaw => "web3signer-raw",
+            KeySource::Interop => "interop",
+            KeySource::Sealed => "sealed",
+            KeySource::Imported => "imported",
+        }
+    }
+}
+
+/// Why 32 bytes could not become a validator key. Never carries secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The bytes are not a valid BLS12-381 scalar (zero or not below the group order).
+    #[error("secret key is not a valid BLS12-381 scalar")]
+    InvalidSecret,
+    /// The key derived from the secret is not the one the source recorded.
+    #[error("secret key derives pubkey 0x{derived} but the source says 0x{expected}")]
+    PubkeyMismatch {
+        /// The pubkey the source recorded (hex).
+        expected: String,
+        /// The pubkey derived from the secret (hex).
+        derived: String,
+    },
+}
+
+/// Formats a pubkey the way the API shows it: `0x` and 96 lowercase hex digits.
+pub fn pubkey_hex(pubkey: &PubkeyBytes) -> String {
+    format!("0x{}", hex::encode(pubkey))
+}
+
+/// Parses a pubkey given with or without `0x`, in any case.
+pub fn parse_pubkey(s: &str) -> Option<PubkeyBytes> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let mut out = [0u8; 48];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(out)
+}

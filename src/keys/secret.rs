@@ -1,0 +1,159 @@
+//! A validator's secret key in memory: zeroized on drop, locked against swap, never printed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zeroize::Zeroizing;
+
+use super::{KeyError, KeySource, PubkeyBytes, SignatureBytes, BLS_DST};
+
+/// Set once the kernel refuses to lock key memory, so the warning is logged only once.
+static MLOCK_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// A loaded validator key, ready to sign.
+///
+/// The secret lives in its own heap allocation, locked into RAM (`mlock`) and zeroized
+/// when dropped (blst's `SecretKey` zeroizes itself). `Debug` prints only the pubkey.
+pub struct ValidatorKey {
+    pubkey: PubkeyBytes,
+    source: KeySource,
+    origin: String,
+    secret: Box<blst::min_pk::SecretKey>,
+}
+
+impl ValidatorKey {
+    /// Builds a key from its 32 big-endian secret bytes. `origin` says where it came from
+    /// (a file path, a token label) for listings and error messages; it must not be secret.
+    pub fn from_secret_bytes(
+        secret: &Zeroizing<[u8; 32]>,
+        source: KeySource,
+        origin: impl Into<String>,
+    ) -> Result<Self, KeyError> {
+        let sk = blst::min_pk::SecretKey::from_bytes(secret.as_ref())
+            .map_err(|_| KeyError::InvalidSecret)?;
+        let secret = Box::new(sk);
+        lock_secret(&secret);
+        let pubkey = secret.sk_to_pk().compress();
+        Ok(Self {
+            pubkey,
+            source,
+            origin: origin.into(),
+            secret,
+        })
+    }
+
+    /// Like [`ValidatorKey::from_secret_bytes`], and checks the derived pubkey against the
+    /// one the source recorded.
+    pub fn from_secret_bytes_checked(
+        secret: &Zeroizing<[u8; 32]>,
+        expected_pubkey: &PubkeyBytes,
+        source: KeySource,
+        origin: impl Into<String>,
+    ) -> Result<Self, KeyError> {
+        let key = Self::from_secret_bytes(secret, source, origin)?;
+        if &key.pubkey != expected_pubkey {
+            return Err(KeyError::PubkeyMismatch {
+                expected: hex::encode(expected_pubkey),
+                derived: hex::encode(key.pubkey),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The compressed public key.
+    pub fn pubkey(&self) -> &PubkeyBytes {
+        &self.pubkey
+    }
+
+    /// Where the key was loaded from.
+    pub fn source(&self) -> KeySource {
+        self.source
+    }
+
+    /// A non-secret description of the key's origin (file path, token label).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Signs a 32-byte signing root with the Ethereum BLS ciphersuite.
+    pub fn sign(&self, signing_root: &[u8; 32]) -> SignatureBytes {
+        self.secret.sign(signing_root, BLS_DST, &[]).compress()
+    }
+
+    /// The secret as 32 big-endian bytes in zeroizing memory, for sealing or export.
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.secret.to_bytes())
+    }
+}
+
+impl std::fmt::Debug for ValidatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatorKey")
+            .field("pubkey", &super::pubkey_hex(&self.pubkey))
+            .field("source", &self.source)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks the page(s) holding a secret. Failure is logged once and tolerated: refusing to
+/// start because `RLIMIT_MEMLOCK` is small would take validators offline; the README tells
+/// operators how to raise it.
+fn lock_secret(secret: &blst::min_pk::SecretKey) {
+    let ptr = (secret as *const blst::min_pk::SecretKey).cast::<u8>();
+    let len = std::mem::size_of::<blst::min_pk::SecretKey>();
+    if !crate::process::lock_memory(ptr, len) && !MLOCK_WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "could not mlock key memory (raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity); \
+             secrets may be swapped to disk"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(n: u8) -> Zeroizing<[u8; 32]> {
+        let mut b = [0u8; 32];
+        b[31] = n;
+        Zeroizing::new(b)
+    }
+
+    #[test]
+    fn zero_secret_is_rejected() {
+        assert!(matches!(
+            ValidatorKey::from_secret_bytes(&secret(0), KeySource::Keystore, "t"),
+            Err(KeyError::InvalidSecret)
+        ));
+    }
+
+    #[test]
+    fn signature_verifies_under_pubkey() {
+        let key = ValidatorKey::from_secret_bytes(&secret(7), KeySource::Keystore, "t").unwrap();
+        let sig = blst::min_pk::Signature::from_bytes(&key.sign(&[9u8; 32])).unwrap();
+        let pk = blst::min_pk::PublicKey::from_bytes(key.pubkey()).unwrap();
+        assert_eq!(
+            sig.verify(true, &[9u8; 32], BLS_DST, &[], &pk, true),
+            blst::BLST_ERROR::BLST_SUCCESS
+        );
+    }
+
+    #[test]
+    fn checked_constructor_rejects_wrong_pubkey() {
+        let other = *ValidatorKey::from_secret_bytes(&secret(8), KeySource::Keystore, "t")
+            .unwrap()
+            .pubkey();
+        let err = ValidatorKey::from_secret_bytes_checked(&secret(7), &other, KeySource::Keystore, "t")
+            .unwrap_err();
+        assert!(matches!(err, KeyError::PubkeyMismatch { .. }));
+    }
+
+    #[test]
+    fn debug_does_not_print_secret() {
+        let key = ValidatorKey::from_secret_bytes(&secret(7), KeySource::Keystore, "t").unwrap();
+        let shown = format!("{key:?}");
+        let secret_hex = hex::encode(*key.secret_bytes());
+        assert!(!shown.contains(&secret_hex));
+        assert!(shown.contains(&hex::encode(key.pubkey())));
+    }
+}

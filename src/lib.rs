@@ -1,0 +1,13 @@
+//! keyguard: a Web3Signer-compatible remote signer for Ethereum proof-of-stake validators.
+//!
+//! Every block and attestation is checked against the slashing-protection database and
+//! recorded durably before it is signed. See `README.md` for how to run it.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod consensus;
+pub mod hsm;
+pub mod keys;
+pub mod process;
+pub mod signing;

@@ -1,0 +1,5 @@
+//! The `keyguard` command-line entry point.
+
+fn main() -> std::process::ExitCode {
+    keyguard::cli::main()
+}
