@@ -4,10 +4,12 @@
 //! Every source ends in the same place: a [`ValidatorKey`] built from 32 secret bytes by
 //! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
 
+pub mod loader;
 mod secret;
 mod table;
 
 pub use secret::ValidatorKey;
+pub use loader::{LoadJob, LoadProgress};
 pub use table::{DuplicateKey, KeyTable};
 
 /// A compressed BLS12-381 G1 public key.
