@@ -1,1 +1,511 @@
-//! Configuration: one TOML file, every setting also a CLI flag and a `KEYGUARD_*` variable.
+//! Configuration: one TOML file, every setting also a CLI flag and a `KEYGUARD_*`
+//! environment variable.
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file,
+//! built-in default. Relative paths are relative to the working directory.
+//! `config/keyguard.toml` documents every setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::consensus::Network;
+
+/// The whole configuration, as read from the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A built-in network name (mainnet, sepolia, hoodi, holesky, gnosis) or the path of a
+    /// consensus-specs `config.yaml`.
+    pub network: String,
+    /// Where keyguard keeps its state (the slashing database by default).
+    pub data_dir: PathBuf,
+    /// The signing API listener.
+    pub server: ServerConfig,
+    /// Where validator keys come from.
+    pub keys: KeysConfig,
+    /// Slashing protection.
+    pub slashing: SlashingConfig,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`: the signing API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port of the signing API.
+    pub listen: SocketAddr,
+    /// Also serve every route under this prefix (e.g. `/signer`); the root path always works.
+    pub http_path_prefix: Option<String>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// BLS signing threads; 0 means one per core.
+    pub signing_threads: usize,
+}
+
+/// `[keys]`: key sources; any combination may be used, a pubkey present twice is an error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Directory of EIP-2335 keystores.
+    pub keystores: Option<PathBuf>,
+    /// Directory of password files, or one file holding the password of every keystore.
+    pub passwords: Option<PathBuf>,
+    /// Directory of Web3Signer YAML key definition files.
+    pub key_definitions: Option<PathBuf>,
+    /// Directory of HSM-sealed key files (needs `[hsm]`).
+    pub sealed: Option<PathBuf>,
+    /// Load the first N well-known interop test keys. They are PUBLIC: devnets only.
+    pub interop_keys: Option<u64>,
+}
+
+/// `[slashing]`: the slashing-protection database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlashingConfig {
+    /// When false, blocks and attestations are refused (412): they are never signed
+    /// unprotected.
+    pub enabled: bool,
+    /// SQLite database path; default `<data_dir>/slashing-protection.sqlite`.
+    pub database: Option<PathBuf>,
+    /// Most check-and-record operations committed in one transaction.
+    pub max_batch: usize,
+}
+
+/// `[metrics]`: Prometheus metrics on their own listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// Address and port of the metrics listener.
+    pub listen: SocketAddr,
+    /// Also export Web3Signer's metric names, so existing alerts keep working.
+    pub web3signer_compat: bool,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `keyguard=debug,info`.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            network: "mainnet".into(),
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig::default(),
+            keys: KeysConfig::default(),
+            slashing: SlashingConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            http_path_prefix: None,
+            // A full phase0 block with every list at its limit is well under 1 MiB of JSON.
+            max_body_bytes: 2 * 1024 * 1024,
+            signing_threads: 0,
+        }
+    }
+}
+
+impl Default for SlashingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            database: None,
+            max_batch: 1024,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            web3signer_compat: false,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem: one line that names the setting. The CLI exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("config error: {setting}: {message}")]
+pub struct ConfigError {
+    /// The setting, as written in the TOML file (`server.listen`), or the file itself.
+    pub setting: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem with `setting`.
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Settings given on the command line or in `KEYGUARD_*` variables; each overrides the
+/// same setting of the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML config file (see config/keyguard.toml for every setting).
+    #[arg(long, short = 'c', env = "KEYGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Network: mainnet, sepolia, hoodi, holesky, gnosis, or a consensus-specs config.yaml.
+    #[arg(long, env = "KEYGUARD_NETWORK", value_name = "NAME|FILE")]
+    pub network: Option<String>,
+    /// Directory for keyguard's state (slashing database).
+    #[arg(long, env = "KEYGUARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Signing API listen address [server.listen].
+    #[arg(long, env = "KEYGUARD_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Also serve the API under this path prefix [server.http_path_prefix].
+    #[arg(long, env = "KEYGUARD_HTTP_PATH_PREFIX", value_name = "PATH")]
+    pub http_path_prefix: Option<String>,
+    /// Largest request body in bytes [server.max_body_bytes].
+    #[arg(long, env = "KEYGUARD_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// BLS signing threads, 0 = one per core [server.signing_threads].
+    #[arg(long, env = "KEYGUARD_SIGNING_THREADS", value_name = "N")]
+    pub signing_threads: Option<usize>,
+    /// Directory of EIP-2335 keystores [keys.keystores].
+    #[arg(long, env = "KEYGUARD_KEYSTORES", value_name = "DIR")]
+    pub keystores: Option<PathBuf>,
+    /// Password directory or single password file [keys.passwords].
+    #[arg(long, env = "KEYGUARD_PASSWORDS", value_name = "DIR|FILE")]
+    pub passwords: Option<PathBuf>,
+    /// Directory of Web3Signer YAML key definitions [keys.key_definitions].
+    #[arg(long, env = "KEYGUARD_KEY_DEFINITIONS", value_name = "DIR")]
+    pub key_definitions: Option<PathBuf>,
+    /// Directory of HSM-sealed keys [keys.sealed].
+    #[arg(long, env = "KEYGUARD_SEALED_KEYS", value_name = "DIR")]
+    pub sealed_keys: Option<PathBuf>,
+    /// Load the first N PUBLIC interop test keys; devnets only [keys.interop_keys].
+    #[arg(long, env = "KEYGUARD_INTEROP_KEYS", value_name = "N")]
+    pub interop_keys: Option<u64>,
+    /// Enable or disable slashing protection [slashing.enabled].
+    #[arg(long, env = "KEYGUARD_SLASHING_PROTECTION", value_name = "BOOL")]
+    pub slashing_protection: Option<bool>,
+    /// Slashing database path [slashing.database].
+    #[arg(long, env = "KEYGUARD_SLASHING_DATABASE", value_name = "FILE")]
+    pub slashing_database: Option<PathBuf>,
+    /// Most operations per slashing-database transaction [slashing.max_batch].
+    #[arg(long, env = "KEYGUARD_SLASHING_MAX_BATCH", value_name = "N")]
+    pub slashing_max_batch: Option<usize>,
+    /// Serve Prometheus metrics [metrics.enabled].
+    #[arg(long, env = "KEYGUARD_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
+    /// Metrics listen address; implies --metrics true [metrics.listen].
+    #[arg(long, env = "KEYGUARD_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Also export Web3Signer's metric names [metrics.web3signer_compat].
+    #[arg(long, env = "KEYGUARD_METRICS_WEB3SIGNER_COMPAT", value_name = "BOOL")]
+    pub metrics_web3signer_compat: Option<bool>,
+    /// Log format [log.format].
+    #[arg(long, env = "KEYGUARD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or keyguard=debug [log.level].
+    #[arg(long, env = "KEYGUARD_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl ConfigArgs {
+    /// Reads the config file (if any), applies these overrides and validates the result.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&self, c: &mut Config) -> Result<(), ConfigError> {
+        set(&mut c.network, &self.network);
+        set(&mut c.data_dir, &self.data_dir);
+        if let Some(listen) = &self.listen {
+            c.server.listen = parse_addr("server.listen", listen)?;
+        }
+        set_opt(&mut c.server.http_path_prefix, &self.http_path_prefix);
+        set(&mut c.server.max_body_bytes, &self.max_body_bytes);
+        set(&mut c.server.signing_threads, &self.signing_threads);
+        set_opt(&mut c.keys.keystores, &self.keystores);
+        set_opt(&mut c.keys.passwords, &self.passwords);
+        set_opt(&mut c.keys.key_definitions, &self.key_definitions);
+        set_opt(&mut c.keys.sealed, &self.sealed_keys);
+        set_opt(&mut c.keys.interop_keys, &self.interop_keys);
+        set(&mut c.slashing.enabled, &self.slashing_protection);
+        set_opt(&mut c.slashing.database, &self.slashing_database);
+        set(&mut c.slashing.max_batch, &self.slashing_max_batch);
+        set(&mut c.metrics.enabled, &self.metrics);
+        if let Some(listen) = &self.metrics_listen {
+            c.metrics.listen = parse_addr("metrics.listen", listen)?;
+            c.metrics.enabled = true;
+        }
+        set(&mut c.metrics.web3signer_compat, &self.metrics_web3signer_compat);
+        set(&mut c.log.format, &self.log_format);
+        set(&mut c.log.level, &self.log_level);
+        Ok(())
+    }
+}
+
+fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *target = v.clone();
+    }
+}
+
+fn set_opt<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+    if value.is_some() {
+        *target = value.clone();
+    }
+}
+
+fn parse_addr(setting: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError::new(setting, format!("`{value}` is not an ADDRESS:PORT")))
+}
+
+impl Config {
+    /// Parses a TOML config file. Unknown settings are errors, so typos do not pass
+    /// silently.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&file, format!("cannot read: {e}")))?;
+        toml::from_str(&text).map_err(|e| toml_error(&file, &text, e))
+    }
+
+    /// The network this configuration names.
+    pub fn network(&self) -> Result<Network, ConfigError> {
+        resolve_network(&self.network)
+    }
+
+    /// Where the slashing database lives.
+    pub fn slashing_database_path(&self) -> PathBuf {
+        self.slashing
+            .database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("slashing-protection.sqlite"))
+    }
+
+    /// Checks cross-setting rules that parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let network = self.network()?;
+        if self.keys.interop_keys.is_some() && network.is_public() {
+            return Err(ConfigError::new(
+                "keys.interop_keys",
+                format!(
+                    "interop test keys are public and may only be used on a devnet, not on {}",
+                    network.name()
+                ),
+            ));
+        }
+        if self.keys.keystores.is_some() && self.keys.passwords.is_none() {
+            return Err(ConfigError::new(
+                "keys.passwords",
+                "keys.keystores is set, so a password directory or file is required",
+            ));
+        }
+        if let Some(prefix) = &self.server.http_path_prefix {
+            if !prefix.is_empty() && !prefix.starts_with('/') {
+                return Err(ConfigError::new(
+                    "server.http_path_prefix",
+                    format!("`{prefix}` must start with `/`"),
+                ));
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.slashing.max_batch == 0 {
+            return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a valid log filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A built-in network name, or a path to a consensus-specs config.
+pub fn resolve_network(value: &str) -> Result<Network, ConfigError> {
+    if let Some(network) = Network::builtin(value) {
+        return Ok(network);
+    }
+    let path = Path::new(value);
+    if !path.exists() {
+        return Err(ConfigError::new(
+            "network",
+            format!(
+                "`{value}` is neither a built-in network ({}) nor an existing config file",
+                Network::builtin_names().join(", ")
+            ),
+        ));
+    }
+    Network::from_config_file(path).map_err(|e| ConfigError::new("network", e.to_string()))
+}
+
+/// Turns a TOML error into one line: the setting's dotted path when serde knows it.
+fn toml_error(file: &str, text: &str, err: toml::de::Error) -> ConfigError {
+    let message = err.message().replace('\n', " ");
+    let line = err
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let place = match line {
+        Some(line) => format!("{file} line {line}"),
+        None => file.to_string(),
+    };
+    ConfigError::new(place, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::default();
+        assert!(c.slashing.enabled);
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.server.listen.ip().to_string(), "127.0.0.1");
+        assert_eq!(
+            c.slashing_database_path(),
+            PathBuf::from("data/slashing-protection.sqlite")
+        );
+    }
+
+    #[test]
+    fn unknown_setting_names_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[server]\nlisten = 9000\n");
+        assert!(Config::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[server]\nlisten = \"127.0.0.1:1\"\n");
+        let args = ConfigArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:2".into()),
+            metrics_listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let c = args.load().unwrap();
+        assert_eq!(c.server.listen.port(), 2);
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.listen.port(), 3);
+    }
+
+    #[test]
+    fn bad_listen_flag_names_setting() {
+        let args = ConfigArgs {
+            listen: Some("nonsense".into()),
+            ..Default::default()
+        };
+        let err = args.load().unwrap_err();
+        assert_eq!(err.setting, "server.listen");
+    }
+
+    #[test]
+    fn interop_keys_refused_on_mainnet() {
+        let args = ConfigArgs {
+            interop_keys: Some(4),
+            ..Default::default()
+        };
+        let err = args.load().unwrap_err();
+        assert_eq!(err.setting, "keys.interop_keys");
+    }
+
+    #[test]
+    fn keystores_need_passwords() {
+        let args = ConfigArgs {
+            keystores: Some("ks".into()),
+            ..Default::default()
+        };
+        assert_eq!(args.load().unwrap_err().setting, "keys.passwords");
+    }
+
+    #[test]
+    fn unknown_network_is_named() {
+        let args = ConfigArgs {
+            network: Some("no-such-net".into()),
+            ..Default::default()
+        };
+        let err = args.load().unwrap_err();
+        assert_eq!(err.setting, "network");
+        assert!(err.message.contains("mainnet"));
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["config/keyguard.toml", "config/dev.toml"] {
+            Config::from_file(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

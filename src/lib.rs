@@ -10,4 +10,6 @@ pub mod consensus;
 pub mod hsm;
 pub mod keys;
 pub mod process;
+pub mod server;
 pub mod signing;
+pub mod slashing_cli;

@@ -1,1 +1,60 @@
 //! The HTTP API: Web3Signer-compatible signing routes, health and key listing.
+//!
+//! Routes are served at the root path and, when configured, also under
+//! `server.http_path_prefix`. Every error is a status code with a JSON `{"message"}` body.
+
+mod error;
+mod health;
+mod sign;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::consensus::Network;
+use crate::keys::{KeyTable, LoadProgress};
+use crate::signing::SigningPool;
+
+/// Everything a request handler needs; shared by all requests.
+pub struct AppState {
+    /// The network whose fork schedule and preset decide signing roots.
+    pub network: Network,
+    /// Loaded keys.
+    pub keys: Arc<KeyTable>,
+    /// Key-loading progress, for `/healthcheck`.
+    pub key_progress: Arc<LoadProgress>,
+    /// The slashing database; `None` refuses blocks and attestations.
+    pub slashing: Option<slashing_db::SlashingDb>,
+    /// Where BLS signatures are computed.
+    pub signer: SigningPool,
+    /// The body limit, for error messages.
+    pub max_body_bytes: usize,
+}
+
+/// The signing API router, with routes at `/` and, if given, under `prefix`.
+pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
+    let limit = state.max_body_bytes;
+    let routes = Router::new()
+        .route("/upcheck", get(health::upcheck))
+        .route("/healthcheck", get(health::healthcheck))
+        .route("/api/v1/eth2/publicKeys", get(health::public_keys))
+        .route("/api/v1/eth2/sign/{pubkey}", post(sign::sign))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state);
+    let app = match prefix.map(|p| p.trim_end_matches('/')) {
+        Some(p) if !p.is_empty() => Router::new().nest(p, routes.clone()).merge(routes),
+        _ => routes,
+    };
+    app.fallback(not_found)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests;

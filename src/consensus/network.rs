@@ -25,7 +25,9 @@ pub enum NetworkError {
 impl Network {
     /// A built-in network by name: mainnet, sepolia, hoodi, holesky, gnosis.
     pub fn builtin(name: &str) -> Option<Network> {
-        Some(Network { name: name.to_string() })
+        Self::builtin_names()
+            .contains(&name)
+            .then(|| Network { name: name.to_string() })
     }
 
     /// Names of the built-in networks.

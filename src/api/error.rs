@@ -1,0 +1,45 @@
+//! API errors: every failure is a status code and a JSON body `{"message": "..."}` that
+//! says what was wrong. Messages never contain secrets.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A request that was not signed, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed body, unknown type, missing payload, bad hex, root mismatch (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The key is not loaded here, or no such route (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused by slashing protection or because it is not configured (412).
+    #[error("{0}")]
+    Refused(String),
+    /// The body is larger than the configured limit (413).
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// Database unusable, signing pool gone, HSM failure: nothing was signed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Refused(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "message": self.to_string() });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

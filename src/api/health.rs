@@ -1,0 +1,97 @@
+//! `/upcheck`, `/healthcheck` and `/api/v1/eth2/publicKeys`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+
+/// `GET /upcheck`: the process is up (answers even while keys load).
+pub async fn upcheck() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK").into_response()
+}
+
+/// One component's health, in Web3Signer's healthcheck shape.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// Component name.
+    pub id: &'static str,
+    /// `UP`, `LOADING` or `DOWN`.
+    pub status: &'static str,
+    /// Details (progress, reason).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+impl Check {
+    fn is_up(&self) -> bool {
+        self.status == "UP"
+    }
+}
+
+/// `GET /healthcheck`: 200 when every check is UP; 503 while keys load or when any check is
+/// DOWN (a key failed to load, the database is unusable, the HSM is unreachable).
+pub async fn healthcheck(State(state): State<Arc<AppState>>) -> Response {
+    let checks = vec![keys_check(&state), slashing_check(&state)];
+    let up = checks.iter().all(Check::is_up);
+    let status = if up { "UP" } else { "DOWN" };
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "status": status, "outcome": status, "checks": checks });
+    (code, axum::Json(body)).into_response()
+}
+
+fn keys_check(state: &AppState) -> Check {
+    let progress = state.key_progress.snapshot();
+    let status = if progress.failed > 0 {
+        "DOWN"
+    } else if !progress.finished {
+        "LOADING"
+    } else {
+        "UP"
+    };
+    Check {
+        id: "keys-check",
+        status,
+        data: serde_json::to_value(&progress).unwrap_or_default(),
+    }
+}
+
+fn slashing_check(state: &AppState) -> Check {
+    let Some(db) = &state.slashing else {
+        return Check {
+            id: "slashing-protection-db-health-check",
+            status: "UP",
+            data: serde_json::json!({ "enabled": false }),
+        };
+    };
+    match db.health() {
+        slashing_db::Health::Up => Check {
+            id: "slashing-protection-db-health-check",
+            status: "UP",
+            data: serde_json::json!({ "enabled": true }),
+        },
+        slashing_db::Health::Down { reason } => Check {
+            id: "slashing-protection-db-health-check",
+            status: "DOWN",
+            data: serde_json::json!({ "enabled": true, "reason": reason }),
+        },
+    }
+}
+
+/// `GET /api/v1/eth2/publicKeys`: every loaded pubkey, `0x` + lowercase hex.
+pub async fn public_keys(State(state): State<Arc<AppState>>) -> Response {
+    let keys: Vec<String> = state
+        .keys
+        .pubkeys()
+        .iter()
+        .map(crate::keys::pubkey_hex)
+        .collect();
+    axum::Json(keys).into_response()
+}

@@ -1,0 +1,189 @@
+//! `POST /api/v1/eth2/sign/{pubkey}`: the signing path.
+//!
+//! Order, never changed for speed: look up the key -> recompute the signing root from the
+//! payload -> (blocks and attestations) check and record durably in the slashing database
+//! -> sign -> respond.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{error::ApiError, AppState};
+use crate::consensus::{self, PreparedRequest, SlashingSubject};
+use crate::keys::{self, PubkeyBytes, SignatureBytes, ValidatorKey};
+
+/// The handler: turns the outcome into a response (signature or JSON error).
+pub async fn sign(
+    State(state): State<Arc<AppState>>,
+    Path(pubkey): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = sign_request(&state, &pubkey, body).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok((prepared, signature)) => {
+            tracing::debug!(
+                pubkey = %pubkey,
+                r#type = prepared.request_type.as_str(),
+                ?elapsed,
+                "signed"
+            );
+            signature_response(&headers, &signature)
+        }
+        Err(err) => {
+            log_refusal(&pubkey, &err);
+            err.into_response()
+        }
+    }
+}
+
+/// Everything between the request and the signature; no response formatting.
+async fn sign_request(
+    state: &AppState,
+    pubkey: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(PreparedRequest, SignatureBytes), ApiError> {
+    let key = lookup_key(state, pubkey)?;
+    let body = body.map_err(|rejection| body_error(state, rejection))?;
+    let prepared = consensus::prepare(&body, &state.network)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some(subject) = prepared.slashing {
+        protect(state, key.pubkey(), &prepared, subject).await?;
+    }
+    let signature = state
+        .signer
+        .sign(key, prepared.signing_root)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((prepared, signature))
+}
+
+fn lookup_key(state: &AppState, pubkey: &str) -> Result<Arc<ValidatorKey>, ApiError> {
+    let parsed: Option<PubkeyBytes> = keys::parse_pubkey(pubkey);
+    parsed
+        .and_then(|pk| state.keys.get(&pk))
+        .ok_or_else(|| ApiError::NotFound(format!("no key for public key {pubkey} is loaded")))
+}
+
+fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(state.max_body_bytes)
+    } else {
+        ApiError::BadRequest(format!("cannot read request body: {rejection}"))
+    }
+}
+
+/// Checks and durably records a block or attestation. Returns only after the record has
+/// committed; any database problem refuses the request (fail closed).
+async fn protect(
+    state: &AppState,
+    pubkey: &PubkeyBytes,
+    prepared: &PreparedRequest,
+    subject: SlashingSubject,
+) -> Result<(), ApiError> {
+    let Some(db) = &state.slashing else {
+        tracing::warn!(?subject, "refused: slashing protection is not configured");
+        return Err(ApiError::Refused(format!(
+            "{} refused: slashing protection is not configured, and blocks and attestations \
+             are never signed unprotected",
+            prepared.request_type.as_str()
+        )));
+    };
+    let gvr = prepared.genesis_validators_root.ok_or_else(|| {
+        ApiError::BadRequest("fork_info.genesis_validators_root is required".into())
+    })?;
+    let root = prepared.signing_root;
+    let result = match subject {
+        SlashingSubject::Block { slot } => {
+            db.check_and_record_block(gvr, *pubkey, slot, root).await
+        }
+        SlashingSubject::Attestation {
+            source_epoch,
+            target_epoch,
+        } => {
+            db.check_and_record_attestation(gvr, *pubkey, source_epoch, target_epoch, root)
+                .await
+        }
+    };
+    result.map_err(|e| match e {
+        slashing_db::SignCheckError::Refused(refusal) => {
+            tracing::warn!(
+                pubkey = %keys::pubkey_hex(pubkey),
+                r#type = prepared.request_type.as_str(),
+                ?subject,
+                reason = refusal.reason(),
+                "refused by slashing protection: {refusal}"
+            );
+            ApiError::Refused(format!("slashing protection: {refusal}"))
+        }
+        slashing_db::SignCheckError::Db(db_err) => {
+            ApiError::Internal(format!("slashing database error, nothing signed: {db_err}"))
+        }
+    })
+}
+
+/// 200 with the signature: JSON if the client accepts JSON (or anything), else plain text.
+fn signature_response(headers: &HeaderMap, signature: &SignatureBytes) -> Response {
+    let hex = format!("0x{}", hex::encode(signature));
+    if accepts_json(headers) {
+        axum::Json(serde_json::json!({ "signature": hex })).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], hex).into_response()
+    }
+}
+
+/// True if any `Accept` value is `application/json` or `*/*` (parameters ignored).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| item.split(';').next().unwrap_or("").trim())
+        .any(|media| {
+            media.eq_ignore_ascii_case("application/json") || media == "*/*"
+        })
+}
+
+/// One log line per refused request: slashing refusals at WARN (an operator must see
+/// them), client errors at INFO, internal errors at ERROR.
+fn log_refusal(pubkey: &str, err: &ApiError) {
+    match err {
+        // Logged where the refusal is decided, with the slot or epochs.
+        ApiError::Refused(_) => {}
+        ApiError::Internal(message) => tracing::error!(%pubkey, %message, "not signed"),
+        other => tracing::info!(%pubkey, message = %other, status = other.status().as_u16(), "bad request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_accept(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(!accepts_json(&with_accept(&[])));
+        assert!(!accepts_json(&with_accept(&["text/plain"])));
+        assert!(accepts_json(&with_accept(&["application/json"])));
+        assert!(accepts_json(&with_accept(&["*/*"])));
+        assert!(accepts_json(&with_accept(&["text/plain", "application/json"])));
+        assert!(accepts_json(&with_accept(&["text/plain, application/json; q=0.9"])));
+        assert!(accepts_json(&with_accept(&["Application/JSON"])));
+    }
+}

@@ -1,0 +1,268 @@
+//! In-process tests of the HTTP layer: routing, status codes, error bodies, content
+//! negotiation and the slashing gate. Signing-root correctness is proven by the
+//! known-answer fixtures in `interop-tests/`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::keys::{KeySource, ValidatorKey};
+
+const MAINNET_GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+
+fn test_key(n: u8) -> ValidatorKey {
+    let mut b = [0u8; 32];
+    b[31] = n;
+    ValidatorKey::from_secret_bytes(&Zeroizing::new(b), KeySource::Interop, format!("test-{n}"))
+        .unwrap()
+}
+
+struct Harness {
+    state: Arc<AppState>,
+    pubkey: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn harness(with_db: bool) -> Harness {
+    let keys = Arc::new(KeyTable::new());
+    let key = keys.insert(test_key(1)).unwrap();
+    let progress = Arc::new(LoadProgress::new());
+    progress.add_total(1);
+    progress.record_loaded();
+    progress.finish();
+    let dir = with_db.then(|| tempfile::tempdir().unwrap());
+    let slashing = dir.as_ref().map(|d| {
+        slashing_db::SlashingDb::open(&d.path().join("db.sqlite"), Default::default()).unwrap()
+    });
+    let state = Arc::new(AppState {
+        network: Network::builtin("mainnet").unwrap(),
+        keys,
+        key_progress: progress,
+        slashing,
+        signer: SigningPool::new(1).unwrap(),
+        max_body_bytes: 4096,
+    });
+    Harness {
+        state,
+        pubkey: crate::keys::pubkey_hex(key.pubkey()),
+        _dir: dir,
+    }
+}
+
+async fn call(
+    h: &Harness,
+    prefix: Option<&str>,
+    req: Request<Body>,
+) -> (StatusCode, Option<String>, String) {
+    let resp = router(Arc::clone(&h.state), prefix).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, ctype, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn post(path: &str, body: impl Into<Body>, accept: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(a) = accept {
+        b = b.header(header::ACCEPT, a);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+fn randao_body(epoch: u64) -> String {
+    format!(
+        r#"{{"type":"RANDAO_REVEAL","fork_info":{{"fork":{{"previous_version":"0x00000000",
+        "current_version":"0x00000000","epoch":"0"}},"genesis_validators_root":"{MAINNET_GVR}"}},
+        "randao_reveal":{{"epoch":"{epoch}"}}}}"#
+    )
+}
+
+fn attestation_body(source: u64, target: u64, block_root_byte: u8) -> String {
+    let root = format!("0x{}", hex::encode([block_root_byte; 32]));
+    format!(
+        r#"{{"type":"ATTESTATION","fork_info":{{"fork":{{"previous_version":"0x00000000",
+        "current_version":"0x00000000","epoch":"0"}},"genesis_validators_root":"{MAINNET_GVR}"}},
+        "attestation":{{"slot":"{slot}","index":"0","beacon_block_root":"{root}",
+        "source":{{"epoch":"{source}","root":"{root}"}},"target":{{"epoch":"{target}","root":"{root}"}}}}}}"#,
+        slot = target * 32
+    )
+}
+
+fn message(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).expect("error body is JSON");
+    v["message"].as_str().expect("message field").to_string()
+}
+
+fn assert_valid_signature(h: &Harness, body: &str, sig_hex: &str) {
+    let prepared = crate::consensus::prepare(body.as_bytes(), &h.state.network).unwrap();
+    let sig_bytes = hex::decode(sig_hex.trim_start_matches("0x")).unwrap();
+    let sig = blst::min_pk::Signature::from_bytes(&sig_bytes).unwrap();
+    let pk_bytes = hex::decode(h.pubkey.trim_start_matches("0x")).unwrap();
+    let pk = blst::min_pk::PublicKey::from_bytes(&pk_bytes).unwrap();
+    let res = sig.verify(true, &prepared.signing_root, crate::keys::BLS_DST, &[], &pk, true);
+    assert_eq!(res, blst::BLST_ERROR::BLST_SUCCESS);
+}
+
+#[tokio::test]
+async fn upcheck_is_plain_ok() {
+    let h = harness(false);
+    let (status, ctype, body) = call(&h, None, get("/upcheck")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.unwrap().starts_with("text/plain"));
+    assert_eq!(body, "OK");
+}
+
+#[tokio::test]
+async fn public_keys_lists_lowercase_hex() {
+    let h = harness(false);
+    let (status, _, body) = call(&h, None, get("/api/v1/eth2/publicKeys")).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<String> = serde_json::from_str(&body).unwrap();
+    assert_eq!(keys, vec![h.pubkey.clone()]);
+}
+
+#[tokio::test]
+async fn unknown_key_is_404_with_json_message() {
+    let h = harness(false);
+    let other = crate::keys::pubkey_hex(test_key(2).pubkey());
+    let (status, ctype, body) =
+        call(&h, None, post(&format!("/api/v1/eth2/sign/{other}"), randao_body(1), None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(ctype.unwrap().starts_with("application/json"));
+    assert!(message(&body).contains(&other));
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let h = harness(false);
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let (status, _, body) = call(&h, None, post(&path, "{not json", None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!message(&body).is_empty());
+}
+
+#[tokio::test]
+async fn oversize_body_is_413_with_json_message() {
+    let h = harness(false);
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let (status, _, body) = call(&h, None, post(&path, big, None)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(message(&body).contains("4096"));
+}
+
+#[tokio::test]
+async fn signature_is_json_or_text_by_accept_header() {
+    let h = harness(false);
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let body = randao_body(5);
+
+    let (status, ctype, text) = call(&h, None, post(&path, body.clone(), None)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(ctype.unwrap().starts_with("text/plain"));
+    assert_valid_signature(&h, &body, &text);
+
+    for accept in ["application/json", "*/*"] {
+        let (status, ctype, json) = call(&h, None, post(&path, body.clone(), Some(accept))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ctype.unwrap().starts_with("application/json"));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["signature"].as_str().unwrap(), text);
+    }
+}
+
+#[tokio::test]
+async fn pubkey_in_path_is_case_insensitive_and_0x_optional() {
+    let h = harness(false);
+    let bare_upper = h.pubkey.trim_start_matches("0x").to_uppercase();
+    let path = format!("/api/v1/eth2/sign/{bare_upper}");
+    let (status, _, body) = call(&h, None, post(&path, randao_body(5), None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn routes_also_served_under_prefix() {
+    let h = harness(false);
+    for path in ["/upcheck", "/signer/upcheck"] {
+        let (status, _, _) = call(&h, Some("/signer"), get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn attestation_refused_412_without_slashing_db() {
+    let h = harness(false);
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let (status, _, body) = call(&h, None, post(&path, attestation_body(1, 2, 7), None)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(message(&body).contains("slashing protection is not configured"));
+}
+
+#[tokio::test]
+async fn double_vote_refused_412_and_identical_resign_allowed() {
+    let h = harness(true);
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let first = attestation_body(1, 2, 7);
+    let (status, _, sig1) = call(&h, None, post(&path, first.clone(), None)).await;
+    assert_eq!(status, StatusCode::OK, "{sig1}");
+    assert_valid_signature(&h, &first, &sig1);
+
+    let (status, _, sig2) = call(&h, None, post(&path, first, None)).await;
+    assert_eq!(status, StatusCode::OK, "identical re-sign must be allowed: {sig2}");
+    assert_eq!(sig1, sig2);
+
+    let conflicting = attestation_body(1, 2, 8);
+    let (status, _, body) = call(&h, None, post(&path, conflicting, None)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert!(message(&body).starts_with("slashing protection"));
+}
+
+#[tokio::test]
+async fn healthcheck_reflects_key_loading() {
+    let h = harness(false);
+    let (status, _, body) = call(&h, None, get("/healthcheck")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "UP");
+
+    h.state
+        .key_progress
+        .record_failed("bad.json".into(), "wrong password".into());
+    let (status, _, body) = call(&h, None, get("/healthcheck")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "DOWN");
+    assert!(body.contains("bad.json"));
+}
+
+#[tokio::test]
+async fn healthcheck_is_503_while_loading() {
+    let h = harness(false);
+    let state = Arc::new(AppState {
+        key_progress: Arc::new(LoadProgress::new()),
+        network: h.state.network.clone(),
+        keys: Arc::clone(&h.state.keys),
+        slashing: None,
+        signer: SigningPool::new(1).unwrap(),
+        max_body_bytes: 4096,
+    });
+    let loading = Harness {
+        state,
+        pubkey: h.pubkey.clone(),
+        _dir: None,
+    };
+    let (status, _, body) = call(&loading, None, get("/healthcheck")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("LOADING"));
+}

@@ -1,0 +1,114 @@
+//! `keyguard run`: assembles the signer from its configuration and serves until stopped.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
+use crate::signing::SigningPool;
+
+/// Runs the signer until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if !crate::process::set_non_dumpable() {
+        tracing::warn!("could not mark the process non-dumpable");
+    }
+    let network = config.network()?;
+    tracing::info!(network = network.name(), "starting keyguard {}", env!("CARGO_PKG_VERSION"));
+
+    let slashing = open_slashing_db(&config)?;
+    let keys = Arc::new(KeyTable::new());
+    let key_progress = Arc::new(LoadProgress::new());
+    let jobs = key_jobs(&config)?;
+    spawn_key_loading(jobs, Arc::clone(&keys), Arc::clone(&key_progress));
+
+    let state = Arc::new(AppState {
+        network,
+        keys,
+        key_progress,
+        slashing,
+        signer: SigningPool::new(config.server.signing_threads)
+            .context("cannot start the signing threads")?,
+        max_body_bytes: config.server.max_body_bytes,
+    });
+    let app = api::router(state, config.server.http_path_prefix.as_deref());
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+    tracing::info!(listen = %config.server.listen, "signing API listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("signing API server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_slashing_db(config: &Config) -> anyhow::Result<Option<slashing_db::SlashingDb>> {
+    if !config.slashing.enabled {
+        tracing::warn!(
+            "slashing protection is disabled: blocks and attestations will be refused (412)"
+        );
+        return Ok(None);
+    }
+    let path = config.slashing_database_path();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    let options = slashing_db::OpenOptions {
+        max_batch: config.slashing.max_batch,
+        ..Default::default()
+    };
+    let db = slashing_db::SlashingDb::open(&path, options)
+        .with_context(|| format!("cannot open slashing database {}", path.display()))?;
+    tracing::info!(database = %path.display(), "slashing protection enabled");
+    Ok(Some(db))
+}
+
+/// Every key-loading job of every configured source. A source that cannot be read at all
+/// is a start-up error; a key that fails is counted and reported by `/healthcheck`.
+fn key_jobs(config: &Config) -> anyhow::Result<Vec<LoadJob>> {
+    let _ = &config.keys;
+    Ok(Vec::new())
+}
+
+/// Loads keys on a background thread (in parallel across cores) while the server runs.
+fn spawn_key_loading(jobs: Vec<LoadJob>, table: Arc<KeyTable>, progress: Arc<LoadProgress>) {
+    progress.add_total(jobs.len());
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        keys::loader::run_jobs(jobs, &table, &progress);
+        progress.finish();
+        let s = progress.snapshot();
+        tracing::info!(
+            loaded = s.loaded,
+            failed = s.failed,
+            elapsed = ?started.elapsed(),
+            "key loading finished"
+        );
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

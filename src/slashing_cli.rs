@@ -1,0 +1,101 @@
+//! `keyguard slashing ...`: interchange import/export, high watermark and pruning.
+
+use std::io::Write;
+
+use anyhow::Context;
+use slashing_db::{ExportFormat, SlashingDb};
+
+use crate::cli::{HighWatermarkAction, SlashingCommand};
+use crate::config::{Config, ConfigError};
+
+/// Runs one slashing-database command against the configured database.
+pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
+    let db = open(config)?;
+    match command {
+        SlashingCommand::Import { file } => {
+            let json = std::fs::read(&file)
+                .with_context(|| format!("cannot read interchange file {}", file.display()))?;
+            let summary = db
+                .import_interchange(&json)
+                .with_context(|| format!("import of {} failed; nothing was changed", file.display()))?;
+            println!("imported {}: {summary:?}", file.display());
+        }
+        SlashingCommand::Export {
+            file,
+            pubkeys,
+            minimal,
+        } => {
+            let pubkeys = parse_pubkeys(&pubkeys)?;
+            let format = if minimal {
+                ExportFormat::Minimal
+            } else {
+                ExportFormat::Complete
+            };
+            let json = db.export_interchange(pubkeys.as_deref(), format)?;
+            write_output(&file, &json)?;
+        }
+        SlashingCommand::HighWatermark { action } => match action {
+            HighWatermarkAction::Set { slot, epoch } => {
+                if slot.is_none() && epoch.is_none() {
+                    return Err(ConfigError::new("high-watermark set", "give --slot and/or --epoch").into());
+                }
+                db.set_high_watermark(slot, epoch)?;
+                println!("high watermark set: slot {slot:?}, epoch {epoch:?}");
+            }
+            HighWatermarkAction::Clear => {
+                db.clear_high_watermark()?;
+                println!("high watermark cleared");
+            }
+            HighWatermarkAction::Show => println!("{:?}", db.high_watermark()?),
+        },
+        SlashingCommand::Prune {
+            keep_epochs,
+            slots_per_epoch,
+        } => {
+            let summary = db.prune(keep_epochs, slots_per_epoch)?;
+            println!("pruned: {summary:?}");
+        }
+    }
+    Ok(())
+}
+
+fn open(config: &Config) -> anyhow::Result<SlashingDb> {
+    let path = config.slashing_database_path();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    SlashingDb::open(&path, Default::default())
+        .with_context(|| format!("cannot open slashing database {}", path.display()))
+}
+
+fn parse_pubkeys(values: &[String]) -> anyhow::Result<Option<Vec<[u8; 48]>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    values
+        .iter()
+        .map(|v| {
+            crate::keys::parse_pubkey(v)
+                .ok_or_else(|| ConfigError::new("--pubkey", format!("`{v}` is not a 48-byte hex pubkey")).into())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Writes atomically (temp file, fsync, rename) so an interrupted export never leaves a
+/// truncated file that looks valid.
+fn write_output(file: &std::path::Path, json: &[u8]) -> anyhow::Result<()> {
+    if file.as_os_str() == "-" {
+        std::io::stdout().write_all(json)?;
+        return Ok(());
+    }
+    let tmp = file.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(json)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    eprintln!("exported to {}", file.display());
+    Ok(())
+}
