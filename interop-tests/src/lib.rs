@@ -1,2 +1,5 @@
 //! Shared helpers for keyguard's end-to-end tests: locating the shared test material,
-//! starting a keyguard process, and talking to it over HTTP.
+//! starting a keyguard process, and building request bodies.
+
+pub mod keyguard_process;
+pub mod requests;

@@ -1,0 +1,168 @@
+//! Runs the real `keyguard` binary for end-to-end tests: builds it once (same profile and
+//! target directory as the tests), starts it on free loopback ports, waits until it
+//! answers, and kills it (SIGKILL on request, and always on drop).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The workspace root (the directory holding `Cargo.toml` of the workspace).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("interop-tests lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Path of the `keyguard` binary, built on first use with the cargo that runs the tests.
+/// `KEYGUARD_BIN` overrides it (e.g. to test a release build).
+pub fn keyguard_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(bin) = std::env::var("KEYGUARD_BIN") {
+            return PathBuf::from(bin);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "keyguard", "--bin", "keyguard"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cannot run cargo to build keyguard");
+        assert!(status.success(), "building the keyguard binary failed");
+        // Test executables live in <target>/debug/deps; the binary in <target>/debug.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary is in <target>/<profile>/deps");
+        profile_dir.join("keyguard")
+    })
+    .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Runs `keyguard ARGS` to completion (for CLI commands other than `run`).
+pub fn keyguard_command(args: &[&str]) -> Output {
+    Command::new(keyguard_binary())
+        .args(args)
+        .env_remove("KEYGUARD_CONFIG")
+        .current_dir(workspace_root())
+        .output()
+        .expect("cannot run keyguard")
+}
+
+/// A running `keyguard run` process.
+pub struct KeyguardProcess {
+    child: Child,
+    /// Base URL of the signing API, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Base URL of the metrics listener.
+    pub metrics_url: String,
+    log_path: PathBuf,
+}
+
+impl KeyguardProcess {
+    /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>`, with
+    /// its log in `log_dir`, and waits until `/upcheck` answers.
+    pub fn start(args: &[&str], log_dir: &Path) -> anyhow::Result<Self> {
+        let port = free_port();
+        let metrics_port = free_port();
+        let log_path = log_dir.join(format!("keyguard-{port}.log"));
+        let log = std::fs::File::create(&log_path).context("create log file")?;
+        let listen = format!("127.0.0.1:{port}");
+        let metrics_listen = format!("127.0.0.1:{metrics_port}");
+        let child = Command::new(keyguard_binary())
+            .arg("run")
+            .args(args)
+            .args(["--listen", &listen, "--metrics-listen", &metrics_listen])
+            .env_remove("KEYGUARD_CONFIG")
+            .current_dir(workspace_root())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start keyguard")?;
+        let mut process = Self {
+            child,
+            url: format!("http://{listen}"),
+            metrics_url: format!("http://{metrics_listen}"),
+            log_path,
+        };
+        process.wait_for("/upcheck", |s| s == 200, Duration::from_secs(30))?;
+        Ok(process)
+    }
+
+    /// Waits until `/healthcheck` answers 200 (all keys loaded, database up).
+    pub fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_for("/healthcheck", |s| s == 200, timeout)
+    }
+
+    fn wait_for(
+        &mut self,
+        path: &str,
+        ok: impl Fn(u16) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let url = format!("{}{path}", self.url);
+        let client = reqwest::blocking::Client::new();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("keyguard exited with {status}; log:\n{}", self.log());
+            }
+            if let Ok(resp) = client.get(&url).send() {
+                if ok(resp.status().as_u16()) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("keyguard did not answer {path} in time; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        // SAFETY: kill(2) with the pid of our own child and a valid signal number.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                bail!("keyguard did not stop on SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for KeyguardProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

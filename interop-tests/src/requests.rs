@@ -1,0 +1,49 @@
+//! Sign-request bodies shaped as validator clients send them, for end-to-end tests on the
+//! minimal-preset devnet of `config/networks/devnet-minimal.yaml`.
+
+/// The devnet's genesis fork version (minimal preset, Lodestar dev defaults).
+pub const DEVNET_GENESIS_FORK_VERSION: &str = "0x00000001";
+/// A genesis validators root used by the tests (any fixed value binds the database).
+pub const TEST_GVR: &str = "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69";
+/// The devnet's slots per epoch (minimal preset).
+pub const SLOTS_PER_EPOCH: u64 = 8;
+
+fn fork_info() -> String {
+    format!(
+        r#"{{"fork":{{"previous_version":"{v}","current_version":"{v}","epoch":"0"}},"genesis_validators_root":"{TEST_GVR}"}}"#,
+        v = DEVNET_GENESIS_FORK_VERSION
+    )
+}
+
+/// A 32-byte root filled with `byte`, as `0x` hex.
+pub fn root(byte: u8) -> String {
+    format!("0x{}", hex::encode([byte; 32]))
+}
+
+/// An `ATTESTATION` request; `root_byte` varies the signing root.
+pub fn attestation(source_epoch: u64, target_epoch: u64, root_byte: u8) -> String {
+    let r = root(root_byte);
+    format!(
+        r#"{{"type":"ATTESTATION","fork_info":{fi},"attestation":{{"slot":"{slot}","index":"0","beacon_block_root":"{r}","source":{{"epoch":"{source_epoch}","root":"{r}"}},"target":{{"epoch":"{target_epoch}","root":"{r}"}}}}}}"#,
+        fi = fork_info(),
+        slot = target_epoch * SLOTS_PER_EPOCH
+    )
+}
+
+/// A `BLOCK_V2` request for a phase0-versioned block header at `slot` (`BLOCK_V2` with
+/// `block_header` as Lighthouse sends from Bellatrix on).
+pub fn block_header(slot: u64, root_byte: u8) -> String {
+    let r = root(root_byte);
+    format!(
+        r#"{{"type":"BLOCK_V2","fork_info":{fi},"beacon_block":{{"version":"BELLATRIX","block_header":{{"slot":"{slot}","proposer_index":"3","parent_root":"{r}","state_root":"{r}","body_root":"{r}"}}}}}}"#,
+        fi = fork_info()
+    )
+}
+
+/// A `RANDAO_REVEAL` request.
+pub fn randao(epoch: u64) -> String {
+    format!(
+        r#"{{"type":"RANDAO_REVEAL","fork_info":{fi},"randao_reveal":{{"epoch":"{epoch}"}}}}"#,
+        fi = fork_info()
+    )
+}
