@@ -1,13 +1,26 @@
 //! The BLS signing pool: signatures are computed on dedicated threads sized to the cores,
 //! never on the async runtime's threads, so HTTP and database work keep flowing.
+//!
+//! Many validators sign the same root (from Electra on, every attestation of a slot that
+//! agrees on the head; also randao reveals, aggregation slots, sync-committee messages).
+//! Hash-to-G2 of a root is half the cost of a signature and public, so it is computed once
+//! per root and kept in a small bounded cache.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::keys::{SignatureBytes, ValidatorKey};
+use parking_lot::Mutex;
+
+use crate::keys::{HashedRoot, SignatureBytes, ValidatorKey};
+
+/// How many distinct signing roots keep their hash-to-G2 point. A slot has at most a few
+/// dozen distinct shared roots (committees, subnets), so this covers several slots.
+pub const ROOT_CACHE_CAPACITY: usize = 1024;
 
 /// A fixed pool of signing threads.
 pub struct SigningPool {
     pool: rayon::ThreadPool,
+    roots: Arc<RootCache>,
 }
 
 /// The signing pool is gone (shutting down).
@@ -23,7 +36,10 @@ impl SigningPool {
             .thread_name(|i| format!("keyguard-bls-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            roots: Arc::new(RootCache::new(ROOT_CACHE_CAPACITY)),
+        })
     }
 
     /// Signs `signing_root` with `key` on the pool and returns the compressed signature.
@@ -33,9 +49,89 @@ impl SigningPool {
         signing_root: [u8; 32],
     ) -> Result<SignatureBytes, PoolClosed> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let roots = Arc::clone(&self.roots);
         self.pool.spawn(move || {
-            let _ = tx.send(key.sign(&signing_root));
+            let hashed = roots.get_or_hash(&signing_root);
+            let _ = tx.send(key.sign_hashed(&hashed));
         });
         rx.await.map_err(|_| PoolClosed)
+    }
+}
+
+/// Bounded map signing root -> hash-to-G2 point, evicting the oldest entry when full.
+struct RootCache {
+    capacity: usize,
+    inner: Mutex<RootCacheInner>,
+}
+
+#[derive(Default)]
+struct RootCacheInner {
+    points: HashMap<[u8; 32], Arc<HashedRoot>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl RootCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// The cached point, or hashes it (outside the lock: two threads may both hash a new
+    /// root once, which is cheaper than making one wait) and caches it.
+    fn get_or_hash(&self, root: &[u8; 32]) -> Arc<HashedRoot> {
+        if let Some(hit) = self.inner.lock().points.get(root) {
+            return Arc::clone(hit);
+        }
+        let hashed = Arc::new(HashedRoot::new(root));
+        let mut inner = self.inner.lock();
+        if inner.points.insert(*root, Arc::clone(&hashed)).is_none() {
+            inner.order.push_back(*root);
+            while inner.order.len() > self.capacity {
+                if let Some(old) = inner.order.pop_front() {
+                    inner.points.remove(&old);
+                }
+            }
+        }
+        hashed
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().points.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeySource;
+    use zeroize::Zeroizing;
+
+    #[test]
+    fn cache_is_bounded_and_evicts_oldest() {
+        let cache = RootCache::new(3);
+        for i in 0..5u8 {
+            cache.get_or_hash(&[i; 32]);
+        }
+        assert_eq!(cache.len(), 3);
+        let inner = cache.inner.lock();
+        assert!(!inner.points.contains_key(&[0u8; 32]));
+        assert!(inner.points.contains_key(&[4u8; 32]));
+    }
+
+    #[tokio::test]
+    async fn pool_signature_equals_direct_signature() {
+        let pool = SigningPool::new(2).unwrap();
+        let mut b = [0u8; 32];
+        b[31] = 5;
+        let key = Arc::new(
+            ValidatorKey::from_secret_bytes(&Zeroizing::new(b), KeySource::Keystore, "t").unwrap(),
+        );
+        for root in [[1u8; 32], [2u8; 32], [1u8; 32]] {
+            let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
+            assert_eq!(sig, key.sign(&root));
+        }
     }
 }

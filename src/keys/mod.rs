@@ -8,7 +8,7 @@ pub mod loader;
 mod secret;
 mod table;
 
-pub use secret::ValidatorKey;
+pub use secret::{HashedRoot, ValidatorKey};
 pub use loader::{LoadJob, LoadProgress};
 pub use table::{DuplicateKey, KeyTable};
 

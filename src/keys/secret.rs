@@ -79,9 +79,51 @@ impl ValidatorKey {
         self.secret.sign(signing_root, BLS_DST, &[]).compress()
     }
 
+    /// Signs a signing root whose hash-to-G2 point was computed beforehand (see
+    /// [`HashedRoot`]): only the constant-time scalar multiplication is done here, so many
+    /// keys signing the same root share one hash-to-curve.
+    pub fn sign_hashed(&self, hashed: &HashedRoot) -> SignatureBytes {
+        let mut point = blst::blst_p2::default();
+        let mut out = [0u8; 96];
+        // `SecretKey` is `#[repr(transparent)]` over `blst_scalar`, so the cast is a view
+        // of the same bytes; blst's sign_pk_in_g1 multiplies in constant time.
+        let scalar = (&*self.secret as *const blst::min_pk::SecretKey).cast::<blst::blst_scalar>();
+        // SAFETY: all pointers refer to live, properly typed values for the call's duration.
+        unsafe {
+            blst::blst_sign_pk_in_g1(&mut point, &hashed.0, scalar);
+            blst::blst_p2_compress(out.as_mut_ptr(), &point);
+        }
+        out
+    }
+
     /// The secret as 32 big-endian bytes in zeroizing memory, for sealing or export.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.secret.to_bytes())
+    }
+}
+
+/// A signing root hashed to a G2 point with the Ethereum ciphersuite. Public data: it
+/// depends only on the message, so it can be cached and shared between keys.
+#[derive(Clone)]
+pub struct HashedRoot(blst::blst_p2);
+
+impl HashedRoot {
+    /// Hashes `signing_root` to G2 (the expensive half of a BLS signature).
+    pub fn new(signing_root: &[u8; 32]) -> Self {
+        let mut point = blst::blst_p2::default();
+        // SAFETY: pointers and lengths describe live buffers for the call's duration.
+        unsafe {
+            blst::blst_hash_to_g2(
+                &mut point,
+                signing_root.as_ptr(),
+                signing_root.len(),
+                BLS_DST.as_ptr(),
+                BLS_DST.len(),
+                std::ptr::null(),
+                0,
+            );
+        }
+        Self(point)
     }
 }
 
@@ -146,6 +188,15 @@ mod tests {
         let err = ValidatorKey::from_secret_bytes_checked(&secret(7), &other, KeySource::Keystore, "t")
             .unwrap_err();
         assert!(matches!(err, KeyError::PubkeyMismatch { .. }));
+    }
+
+    #[test]
+    fn sign_hashed_equals_sign() {
+        for n in 1..20u8 {
+            let key = ValidatorKey::from_secret_bytes(&secret(n), KeySource::Keystore, "t").unwrap();
+            let root = [n.wrapping_mul(37); 32];
+            assert_eq!(key.sign(&root), key.sign_hashed(&HashedRoot::new(&root)));
+        }
     }
 
     #[test]
