@@ -30,6 +30,63 @@ pub fn attestation(source_epoch: u64, target_epoch: u64, root_byte: u8) -> Strin
     )
 }
 
+/// An `ATTESTATION` request whose committee `index` is given (pre-Electra committees).
+pub fn attestation_with_index(source_epoch: u64, target_epoch: u64, root_byte: u8, index: u64) -> String {
+    attestation(source_epoch, target_epoch, root_byte).replacen(
+        r#""index":"0""#,
+        &format!(r#""index":"{index}""#),
+        1,
+    )
+}
+
+/// The point at infinity: a syntactically valid signature for payloads that carry one.
+const SIGNATURE: &str = "0xc00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
+
+/// An `AGGREGATION_SLOT` (attestation aggregator selection proof) request.
+pub fn aggregation_slot(slot: u64) -> String {
+    format!(
+        r#"{{"type":"AGGREGATION_SLOT","fork_info":{fi},"aggregation_slot":{{"slot":"{slot}"}}}}"#,
+        fi = fork_info()
+    )
+}
+
+/// An `AGGREGATE_AND_PROOF` request (pre-Electra Attestation: the devnet has no Electra).
+pub fn aggregate_and_proof(slot: u64, aggregator_index: u64, target_epoch: u64) -> String {
+    let r = root(5);
+    format!(
+        r#"{{"type":"AGGREGATE_AND_PROOF","fork_info":{fi},"aggregate_and_proof":{{"aggregator_index":"{aggregator_index}","aggregate":{{"aggregation_bits":"0x0101","data":{{"slot":"{slot}","index":"0","beacon_block_root":"{r}","source":{{"epoch":"{s}","root":"{r}"}},"target":{{"epoch":"{target_epoch}","root":"{r}"}}}},"signature":"{SIGNATURE}"}},"selection_proof":"{SIGNATURE}"}}}}"#,
+        fi = fork_info(),
+        s = target_epoch.saturating_sub(1)
+    )
+}
+
+/// A `SYNC_COMMITTEE_MESSAGE` request.
+pub fn sync_committee_message(slot: u64) -> String {
+    format!(
+        r#"{{"type":"SYNC_COMMITTEE_MESSAGE","fork_info":{fi},"sync_committee_message":{{"beacon_block_root":"{r}","slot":"{slot}"}}}}"#,
+        fi = fork_info(),
+        r = root(6)
+    )
+}
+
+/// A `SYNC_COMMITTEE_SELECTION_PROOF` request.
+pub fn sync_selection_proof(slot: u64, subcommittee_index: u64) -> String {
+    format!(
+        r#"{{"type":"SYNC_COMMITTEE_SELECTION_PROOF","fork_info":{fi},"sync_aggregator_selection_data":{{"slot":"{slot}","subcommittee_index":"{subcommittee_index}"}}}}"#,
+        fi = fork_info()
+    )
+}
+
+/// A `SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF` request (minimal preset: 8-bit contribution
+/// bitvector).
+pub fn contribution_and_proof(slot: u64, aggregator_index: u64, subcommittee_index: u64) -> String {
+    format!(
+        r#"{{"type":"SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF","fork_info":{fi},"contribution_and_proof":{{"aggregator_index":"{aggregator_index}","selection_proof":"{SIGNATURE}","contribution":{{"slot":"{slot}","beacon_block_root":"{r}","subcommittee_index":"{subcommittee_index}","aggregation_bits":"0x01","signature":"{SIGNATURE}"}}}}}}"#,
+        fi = fork_info(),
+        r = root(6)
+    )
+}
+
 /// A `BLOCK_V2` request for a phase0-versioned block header at `slot` (`BLOCK_V2` with
 /// `block_header` as Lighthouse sends from Bellatrix on).
 pub fn block_header(slot: u64, root_byte: u8) -> String {

@@ -1,0 +1,493 @@
+//! `keyguard-load`: drives a running keyguard with validator-duty traffic over HTTP/1.1
+//! keep-alive and reports throughput and latency, each also as a ratio to the raw blst
+//! signing rate measured on the same machine in the same run.
+//!
+//! Modes:
+//! - `closed --concurrency C --requests N`: C clients, each sends its next request as soon
+//!   as the previous one is answered (saturation throughput).
+//! - `open --rate R --seconds S`: requests start at a fixed rate whatever the answers
+//!   (latency at a given load; latency counts from the scheduled start, so a stalled signer
+//!   cannot hide queueing).
+//! - `burst --size N`: N same-slot attestations at once (one slot of 32·N validators).
+//! - `duties --slots S`: realistic per-slot duty mix (attestations, selection proofs,
+//!   aggregates, sync-committee messages, selection proofs and contributions, blocks).
+//!
+//! Attestation roots: `--shared-roots` models Electra and later (every attester of a slot
+//! signs the same AttestationData); without it every request has its own root.
+//! Request bodies target the minimal-preset devnet of `config/networks/devnet-minimal.yaml`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use interop_tests::requests;
+
+#[derive(Parser)]
+#[command(name = "keyguard-load", about = "Load generator for keyguard's signing API")]
+struct Args {
+    /// Base URL of the signer.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    url: String,
+    /// Use at most this many of the signer's keys (default: all).
+    #[arg(long)]
+    validators: Option<usize>,
+    /// Attestations of a slot share one signing root (Electra and later).
+    #[arg(long)]
+    shared_roots: bool,
+    /// First epoch used for attestations; choose one above any earlier run's on the same
+    /// database, or the slashing database refuses them.
+    #[arg(long, default_value_t = 1000)]
+    start_epoch: u64,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Seconds spent measuring the raw blst signing rate.
+    #[arg(long, default_value_t = 3.0)]
+    raw_seconds: f64,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Clone)]
+enum Mode {
+    /// C concurrent clients, N attestation requests in total.
+    Closed {
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20_000)]
+        requests: u64,
+    },
+    /// Attestation requests started at a fixed rate.
+    Open {
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// One burst of same-slot attestations, all sent at once.
+    Burst {
+        #[arg(long, default_value_t = 3125)]
+        size: usize,
+    },
+    /// The per-slot duty mix for S slots, each slot's requests sent as one burst.
+    Duties {
+        #[arg(long, default_value_t = 8)]
+        slots: u64,
+    },
+}
+
+/// Latencies and outcomes of one run.
+#[derive(Default)]
+struct Stats {
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let idx = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[idx.min(self.latencies.len() - 1)]
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One request: which key and what body.
+struct Job {
+    pubkey: Arc<str>,
+    body: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let raw = raw_blst_rate(args.raw_seconds);
+    let stats = runtime.block_on(drive(&args))?;
+    report(&args, &stats, &raw)
+}
+
+async fn drive(args: &Args) -> anyhow::Result<Stats> {
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let mut keys: Vec<String> = client
+        .get(format!("{}/api/v1/eth2/publicKeys", args.url))
+        .send()
+        .await
+        .context("cannot reach the signer")?
+        .json()
+        .await?;
+    if let Some(n) = args.validators {
+        keys.truncate(n);
+    }
+    if keys.is_empty() {
+        bail!("the signer has no keys");
+    }
+    let keys: Vec<Arc<str>> = keys.into_iter().map(Arc::from).collect();
+    let gen = Arc::new(Generator {
+        keys,
+        shared_roots: args.shared_roots,
+        start_epoch: args.start_epoch,
+    });
+    match args.mode.clone() {
+        Mode::Closed {
+            concurrency,
+            requests,
+        } => {
+            if concurrency > gen.keys.len() {
+                bail!("--concurrency must not exceed the number of validators, or one validator's attestations race each other");
+            }
+            closed_loop(&client, &args.url, Arc::clone(&gen), concurrency, requests).await
+        }
+        Mode::Open { rate, seconds } => open_loop(&client, &args.url, &gen, rate, seconds).await,
+        Mode::Burst { size } => {
+            let jobs = (0..size as u64).map(|i| gen.attestation(i)).collect();
+            Ok(send_all(&client, &args.url, jobs).await)
+        }
+        Mode::Duties { slots } => {
+            let mut total = Stats::default();
+            let started = Instant::now();
+            for slot in 0..slots {
+                let s = send_all(&client, &args.url, gen.duties(slot)).await;
+                total.latencies.extend(s.latencies);
+                total.errors += s.errors;
+            }
+            total.elapsed = started.elapsed();
+            total.latencies.sort();
+            Ok(total)
+        }
+    }
+}
+
+/// Builds request bodies. Request `i` is for validator `i % N` in epoch `start + i / N`,
+/// so each validator's attestations move forward one epoch at a time and never conflict.
+struct Generator {
+    keys: Vec<Arc<str>>,
+    shared_roots: bool,
+    start_epoch: u64,
+}
+
+impl Generator {
+    fn attestation(&self, i: u64) -> Job {
+        let n = self.keys.len() as u64;
+        let epoch = self.start_epoch + i / n;
+        let validator = (i % n) as usize;
+        // Shared roots: one AttestationData per epoch for everyone. Otherwise the block
+        // root differs per validator, as committees voting on different heads would.
+        let root_byte = if self.shared_roots {
+            (epoch % 251) as u8
+        } else {
+            (validator % 251) as u8 ^ (epoch % 7) as u8
+        };
+        let body = if self.shared_roots {
+            requests::attestation(epoch - 1, epoch, root_byte)
+        } else {
+            requests::attestation_with_index(epoch - 1, epoch, root_byte, validator as u64)
+        };
+        Job {
+            pubkey: Arc::clone(&self.keys[validator]),
+            body,
+        }
+    }
+
+    /// One slot's duties for all validators (32 slots per epoch, mainnet-like ratios).
+    fn duties(&self, slot: u64) -> Vec<Job> {
+        let n = self.keys.len();
+        let abs_slot = self.start_epoch * requests::SLOTS_PER_EPOCH + slot;
+        let epoch = abs_slot / requests::SLOTS_PER_EPOCH;
+        let attesters: Vec<usize> = (0..n)
+            .filter(|v| *v as u64 % requests::SLOTS_PER_EPOCH == slot % requests::SLOTS_PER_EPOCH)
+            .collect();
+        let mut jobs = Vec::new();
+        let key = |v: usize| Arc::clone(&self.keys[v % n]);
+        for &v in &attesters {
+            let body = if self.shared_roots {
+                requests::attestation(epoch - 1, epoch, 9)
+            } else {
+                requests::attestation_with_index(epoch - 1, epoch, 9, (v % 4) as u64)
+            };
+            jobs.push(Job { pubkey: key(v), body });
+            jobs.push(Job {
+                pubkey: key(v),
+                body: requests::aggregation_slot(abs_slot),
+            });
+        }
+        // About 16 aggregators per committee: here one attester in 8.
+        for &v in attesters.iter().step_by(8) {
+            jobs.push(Job {
+                pubkey: key(v),
+                body: requests::aggregate_and_proof(abs_slot, v as u64, epoch),
+            });
+        }
+        // Sync committee: up to 32 members (minimal preset), 4 subcommittees.
+        for v in 0..n.min(32) {
+            jobs.push(Job {
+                pubkey: key(v),
+                body: requests::sync_committee_message(abs_slot),
+            });
+            jobs.push(Job {
+                pubkey: key(v),
+                body: requests::sync_selection_proof(abs_slot, (v % 4) as u64),
+            });
+            if v % 8 == 0 {
+                jobs.push(Job {
+                    pubkey: key(v),
+                    body: requests::contribution_and_proof(abs_slot, v as u64, (v % 4) as u64),
+                });
+            }
+        }
+        let proposer = (abs_slot as usize) % n;
+        jobs.push(Job {
+            pubkey: key(proposer),
+            body: requests::randao(epoch),
+        });
+        jobs.push(Job {
+            pubkey: key(proposer),
+            body: requests::block_header(abs_slot, 3),
+        });
+        jobs
+    }
+}
+
+async fn sign(client: &reqwest::Client, url: &str, job: &Job) -> Result<(), ()> {
+    let resp = client
+        .post(format!("{url}/api/v1/eth2/sign/{}", job.pubkey))
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .body(job.body.clone())
+        .send()
+        .await
+        .map_err(|_| ())?;
+    let ok = resp.status().is_success();
+    let _ = resp.bytes().await;
+    if ok {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    gen: Arc<Generator>,
+    concurrency: usize,
+    total: u64,
+) -> anyhow::Result<Stats> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, url, gen, next) = (client.clone(), url.to_string(), Arc::clone(&gen), Arc::clone(&next));
+        workers.spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return (lat, errors);
+                }
+                let job = gen.attestation(i);
+                let t = Instant::now();
+                match sign(&client, &url, &job).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(()) => errors += 1,
+                }
+            }
+        });
+    }
+    let results = workers.join_all().await;
+    Ok(collect(results, started.elapsed()))
+}
+
+async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    gen: &Generator,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Stats> {
+    let total = (rate * seconds) as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let job = gen.attestation(i);
+        let (client, url) = (client.clone(), url.to_string());
+        handles.push(tokio::spawn(async move {
+            let r = sign(&client, &url, &job).await;
+            (r, scheduled.elapsed())
+        }));
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        let (r, lat) = h.await?;
+        results.push(match r {
+            Ok(()) => (vec![lat], 0),
+            Err(()) => (vec![], 1),
+        });
+    }
+    Ok(collect(results, started.elapsed()))
+}
+
+/// Sends every job at once and waits for all answers.
+async fn send_all(client: &reqwest::Client, url: &str, jobs: Vec<Job>) -> Stats {
+    let started = Instant::now();
+    let handles: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let (client, url) = (client.clone(), url.to_string());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = sign(&client, &url, &job).await;
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        if let Ok((r, lat)) = h.await {
+            results.push(match r {
+                Ok(()) => (vec![lat], 0),
+                Err(()) => (vec![], 1),
+            });
+        }
+    }
+    collect(results, started.elapsed())
+}
+
+fn collect(results: Vec<(Vec<Duration>, u64)>, elapsed: Duration) -> Stats {
+    let mut stats = Stats {
+        elapsed,
+        ..Default::default()
+    };
+    for (lat, err) in results {
+        stats.latencies.extend(lat);
+        stats.errors += err;
+    }
+    stats.latencies.sort();
+    stats
+}
+
+/// The machine's signing limits, measured here: full signatures per second on every core,
+/// and scalar multiplications only (the limit when every key signs the same root).
+struct RawRate {
+    threads: usize,
+    sign_per_sec: f64,
+    shared_root_per_sec: f64,
+}
+
+fn raw_blst_rate(seconds: f64) -> RawRate {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let measure = |shared: bool| -> f64 {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds / 2.0);
+        let counts: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        let mut ikm = [7u8; 32];
+                        ikm[0] = t as u8;
+                        let key = keyguard::keys::ValidatorKey::from_secret_bytes(
+                            &zeroize::Zeroizing::new(
+                                blst::min_pk::SecretKey::key_gen(&ikm, &[])
+                                    .expect("ikm is 32 bytes")
+                                    .to_bytes(),
+                            ),
+                            keyguard::keys::KeySource::Interop,
+                            "bench",
+                        )
+                        .expect("valid key");
+                        let hashed = keyguard::keys::HashedRoot::new(&[1u8; 32]);
+                        let mut n = 0u64;
+                        let mut root = [0u8; 32];
+                        while Instant::now() < deadline {
+                            if shared {
+                                std::hint::black_box(key.sign_hashed(&hashed));
+                            } else {
+                                root[..8].copy_from_slice(&n.to_le_bytes());
+                                std::hint::black_box(key.sign(&root));
+                            }
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        counts.iter().sum::<u64>() as f64 / (seconds / 2.0)
+    };
+    RawRate {
+        threads,
+        sign_per_sec: measure(false),
+        shared_root_per_sec: measure(true),
+    }
+}
+
+fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mode = match &args.mode {
+        Mode::Closed { concurrency, requests } => format!("closed c={concurrency} n={requests}"),
+        Mode::Open { rate, seconds } => format!("open rate={rate}/s for {seconds}s"),
+        Mode::Burst { size } => format!("burst of {size}"),
+        Mode::Duties { slots } => format!("duties for {slots} slots"),
+    };
+    println!("keyguard-load: {mode}, shared roots: {}", args.shared_roots);
+    println!(
+        "raw blst on {} threads: {:.0} sign/s; shared-root limit {:.0} sign/s",
+        raw.threads, raw.sign_per_sec, raw.shared_root_per_sec
+    );
+    println!(
+        "answered {} ok, {} errors in {:.3} s",
+        s.latencies.len(),
+        s.errors,
+        s.elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput {:.0}/s = {:.3}x raw blst signing",
+        s.throughput(),
+        s.throughput() / raw.sign_per_sec
+    );
+    println!(
+        "latency ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        ms(s.percentile(0.5)),
+        ms(s.percentile(0.9)),
+        ms(s.percentile(0.99)),
+        ms(s.latencies.last().copied().unwrap_or_default())
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "mode": mode,
+            "shared_roots": args.shared_roots,
+            "ok": s.latencies.len(),
+            "errors": s.errors,
+            "elapsed_s": s.elapsed.as_secs_f64(),
+            "throughput_per_s": s.throughput(),
+            "raw_blst_threads": raw.threads,
+            "raw_blst_sign_per_s": raw.sign_per_sec,
+            "raw_blst_shared_root_per_s": raw.shared_root_per_sec,
+            "throughput_ratio_to_raw": s.throughput() / raw.sign_per_sec,
+            "latency_ms": {
+                "p50": ms(s.percentile(0.5)),
+                "p90": ms(s.percentile(0.9)),
+                "p99": ms(s.percentile(0.99)),
+                "max": ms(s.latencies.last().copied().unwrap_or_default()),
+            },
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)?;
+    }
+    Ok(())
+}
