@@ -4,13 +4,22 @@
 //! Every source ends in the same place: a [`ValidatorKey`] built from 32 secret bytes by
 //! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
 
+pub mod interop;
+pub mod keystore;
 pub mod loader;
+pub mod password;
 mod secret;
+pub mod sources;
 mod table;
+pub mod web3signer;
 
 pub use secret::{HashedRoot, ValidatorKey};
 pub use loader::{LoadJob, LoadProgress};
 pub use table::{DuplicateKey, KeyTable};
+
+pub use interop::interop_secret;
+pub use keystore::{Kdf, Keystore, KeystoreError};
+pub use sources::{load_jobs, KeySourcesConfig, SourceError};
 
 /// A compressed BLS12-381 G1 public key.
 pub type PubkeyBytes = [u8; 48];
