@@ -72,8 +72,18 @@ fn open_slashing_db(config: &Config) -> anyhow::Result<Option<slashing_db::Slash
 /// Every key-loading job of every configured source. A source that cannot be read at all
 /// is a start-up error; a key that fails is counted and reported by `/healthcheck`.
 fn key_jobs(config: &Config) -> anyhow::Result<Vec<LoadJob>> {
-    let _ = &config.keys;
-    Ok(Vec::new())
+    let k = &config.keys;
+    let sources = keys::KeySourcesConfig {
+        keystores: k.keystores.clone(),
+        passwords: k.passwords.clone(),
+        key_definitions: k.key_definitions.clone(),
+        interop_keys: k.interop_keys,
+    };
+    let jobs = keys::load_jobs(&sources).context("cannot read the configured key sources")?;
+    if k.sealed.is_some() {
+        anyhow::bail!("keys.sealed needs the HSM backend, which this build does not include yet");
+    }
+    Ok(jobs)
 }
 
 /// Loads keys on a background thread (in parallel across cores) while the server runs.

@@ -18,7 +18,14 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
             let summary = db
                 .import_interchange(&json)
                 .with_context(|| format!("import of {} failed; nothing was changed", file.display()))?;
-            println!("imported {}: {summary:?}", file.display());
+            println!(
+                "imported {}: {} validators ({} new), {} blocks and {} attestations in the file",
+                file.display(),
+                summary.validators,
+                summary.new_validators,
+                summary.blocks_in_file,
+                summary.attestations_in_file
+            );
         }
         SlashingCommand::Export {
             file,
@@ -46,17 +53,31 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
                 db.clear_high_watermark()?;
                 println!("high watermark cleared");
             }
-            HighWatermarkAction::Show => println!("{:?}", db.high_watermark()?),
+            HighWatermarkAction::Show => match db.high_watermark()? {
+                None => println!("no high watermark"),
+                Some(hw) => println!(
+                    "high watermark: blocks refused from slot {}, attestations from epoch {}",
+                    opt(hw.slot),
+                    opt(hw.epoch)
+                ),
+            },
         },
         SlashingCommand::Prune {
             keep_epochs,
             slots_per_epoch,
         } => {
             let summary = db.prune(keep_epochs, slots_per_epoch)?;
-            println!("pruned: {summary:?}");
+            println!(
+                "pruned {} block and {} attestation records",
+                summary.blocks_deleted, summary.attestations_deleted
+            );
         }
     }
     Ok(())
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "(unset)".to_string(), |v| v.to_string())
 }
 
 fn open(config: &Config) -> anyhow::Result<SlashingDb> {
