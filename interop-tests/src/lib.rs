@@ -3,3 +3,32 @@
 
 pub mod keyguard_process;
 pub mod requests;
+
+use std::path::PathBuf;
+
+/// The shared directory of reference material (vectors, Lodestar samples): env
+/// `KEYGUARD_SHARED_DIR`, else `<workspace root>/../shared`. `None` if it does not exist.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("KEYGUARD_SHARED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// The shared directory, or `None` after a loud skip message. Under `CI=true` a missing
+/// directory fails the calling test instead: CI must never pass by skipping.
+pub fn require_shared_dir(test: &str) -> Option<PathBuf> {
+    if let Some(dir) = shared_dir() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "{test}: shared test material not found (set KEYGUARD_SHARED_DIR or place it at \
+         <workspace>/../shared)"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!!!!!!! SKIPPED !!!!!!!!!!\n{msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+    None
+}

@@ -4,9 +4,18 @@
 //! The one entry point for the API is [`prepare`]: it parses a sign-request body, recomputes
 //! its signing root from the payload, and says what slashing protection must check.
 
+pub mod containers;
+pub mod domain;
+pub mod fork;
 mod network;
+pub mod preset;
+mod request;
+pub mod wire;
 
-pub use network::{Network, NetworkError};
+pub use fork::Fork;
+pub use network::{Network, NetworkError, FAR_FUTURE_EPOCH};
+pub use preset::Preset;
+pub use request::{ForkInfo, ForkWire};
 
 /// A 32-byte SSZ root.
 pub type Root = [u8; 32];
@@ -114,18 +123,90 @@ pub struct PreparedRequest {
 
 /// Why a sign request was refused before anything else happened. Every variant is a
 /// client error (HTTP 400); messages name the offending field.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// Placeholder until the request parser lands.
-    #[error("request parsing is not implemented")]
-    NotImplemented,
+    /// Not JSON, or a field of the wrong JSON type, bad hex, wrong length, bad integer;
+    /// the message starts with the field's path.
+    #[error("malformed sign request: {0}")]
+    Malformed(String),
+    /// No `type` field.
+    #[error("missing field `type`")]
+    MissingType,
+    /// A `type` that is not one of the signing API's types.
+    #[error("unknown type {0:?}")]
+    UnknownType(String),
+    /// The type's payload key is absent.
+    #[error("{request_type} request without its payload `{key}`")]
+    MissingPayload {
+        /// The request's type.
+        request_type: RequestType,
+        /// The key it needs.
+        key: &'static str,
+    },
+    /// The body carries another type's payload instead of this type's.
+    #[error("{request_type} request needs payload `{expected}`, but the body has `{found}`")]
+    WrongPayload {
+        /// The request's type.
+        request_type: RequestType,
+        /// The key it needs.
+        expected: &'static str,
+        /// The payload keys found instead.
+        found: String,
+    },
+    /// Besides its own payload the body carries others.
+    #[error("{request_type} request must carry exactly one payload; also found `{extra}`")]
+    ExtraPayload {
+        /// The request's type.
+        request_type: RequestType,
+        /// The superfluous payload keys.
+        extra: String,
+    },
+    /// A type whose domain needs `fork_info` came without it.
+    #[error("{0} request without `fork_info`")]
+    MissingForkInfo(RequestType),
+    /// A `version` that names no known fork.
+    #[error("{field}: unknown fork version name {value:?}")]
+    UnknownVersion {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A payload whose shape does not fit its fork or type.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The client's `signingRoot` is not the root recomputed from the payload.
+    #[error("signingRoot mismatch: request says 0x{supplied}, payload hashes to 0x{computed}")]
+    SigningRootMismatch {
+        /// The client's root, hex.
+        supplied: String,
+        /// The recomputed root, hex.
+        computed: String,
+    },
+}
+
+impl std::fmt::Display for RequestType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Parses a sign-request body and recomputes its signing root under `network`.
 ///
 /// A `signingRoot`/`signing_root` in the body that differs from the recomputed one is a
-/// [`RequestError`].
+/// [`RequestError`]. The network's preset decides SSZ limits; its fork schedule matters
+/// only for voluntary exits (EIP-7044), bare aggregates (Electra containers) and
+/// validator registrations (genesis fork version).
 pub fn prepare(body: &[u8], network: &Network) -> Result<PreparedRequest, RequestError> {
-    let _ = (body, network);
-    Err(RequestError::NotImplemented)
+    match network.preset() {
+        Preset::Mainnet | Preset::Gnosis => {
+            request::prepare_with::<preset::MainnetSpec>(body, network)
+        }
+        Preset::Minimal => request::prepare_with::<preset::MinimalSpec>(body, network),
+    }
 }

@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""Known-answer signing fixtures for keyguard, computed with the executable consensus spec.
+
+Independent of keyguard's Rust code: containers, hash_tree_root, compute_domain, get_domain
+and compute_signing_root all come from the `eth-consensus-specs` package, signatures from
+`py_ecc` (G2ProofOfPossession). For every request type x fork (PHASE0..FULU) x preset
+(mainnet, minimal) where the type exists, it writes a request body shaped like the ones
+Lighthouse / Teku / Lodestar send (snake_case, decimal-string integers, `fork_info`,
+Lighthouse's synthetic Capella fork_info for post-Deneb exits, Electra aggregates with
+`committee_bits` under AGGREGATE_AND_PROOF, registrations without fork_info), the expected
+signing root and the signature by an interop key, to
+`interop-tests/fixtures/signing-fixtures.json`.
+
+Re-run (needs Python 3.12+; takes a few minutes):
+
+    /root/.pyenv/versions/3.12.1/bin/python3 -m venv /tmp/specvenv
+    /tmp/specvenv/bin/pip install eth-consensus-specs py_ecc ckzg
+    /tmp/specvenv/bin/python interop-tests/scripts/gen_signing_fixtures.py
+
+Output is deterministic (seeded), so an unchanged spec reproduces the committed file.
+Tested with eth-consensus-specs 1.7.0b4 and py_ecc 8.0.0.
+"""
+
+import hashlib
+import importlib
+import json
+import random
+import sys
+from pathlib import Path
+
+import ssz
+from py_ecc.bls import G2ProofOfPossession as bls
+
+FORKS = ["phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu"]
+BLS_CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+
+# The minimal-preset test network: spec minimal fork versions, one fork per epoch.
+MINIMAL_EPOCHS = {f: i for i, f in enumerate(FORKS)}
+MINIMAL_CONFIG = "\n".join(
+    ["PRESET_BASE: minimal", "CONFIG_NAME: minimal-fixtures", "GENESIS_FORK_VERSION: 0x00000001"]
+    + [
+        line
+        for i, f in enumerate(FORKS[1:], start=1)
+        for line in (f"{f.upper()}_FORK_VERSION: 0x0{i}000001", f"{f.upper()}_FORK_EPOCH: {i}")
+    ]
+) + "\n"
+MAINNET_GVR = bytes.fromhex("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95")
+MINIMAL_GVR = hashlib.sha256(b"keyguard minimal fixtures").digest()
+
+
+def interop_secret(i: int) -> int:
+    return int.from_bytes(hashlib.sha256(i.to_bytes(32, "little")).digest(), "little") % BLS_CURVE_ORDER
+
+
+def to_json(v):
+    """Client JSON: decimal-string ints, 0x hex bytes and SSZ-encoded bitfields."""
+    if isinstance(v, (ssz.BitList, ssz.BitVector)):
+        return "0x" + v.encode_bytes().hex()
+    if isinstance(v, ssz.Boolean):
+        return bool(v)
+    if isinstance(v, bytes):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, ssz.Container):
+        return {name: to_json(getattr(v, name)) for name in type(v).model_fields}
+    if isinstance(v, ssz.ByteList):
+        return "0x" + v.encode_bytes().hex()
+    return [to_json(x) for x in v]
+
+
+class Filler:
+    """Deterministic non-trivial values for any spec SSZ type."""
+
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+
+    def value(self, typ):
+        rng = self.rng
+        if issubclass(typ, ssz.Container):
+            return typ(**{n: self.value(f.annotation) for n, f in typ.model_fields.items()})
+        if issubclass(typ, ssz.BitList):
+            n = rng.randint(1, min(typ.LIMIT, 40))
+            return typ.of(*[rng.random() < 0.5 for _ in range(n)])
+        if issubclass(typ, ssz.BitVector):
+            return typ.of(*[rng.random() < 0.5 for _ in range(typ.LENGTH)])
+        if issubclass(typ, ssz.Boolean):
+            return typ(rng.random() < 0.5)
+        if issubclass(typ, ssz.BaseUint):
+            bits = 64 if not hasattr(typ, "BITS") else typ.BITS
+            return typ(rng.getrandbits(min(bits, 63)))
+        if issubclass(typ, ssz.ByteVector):
+            return typ(rng.randbytes(typ.LENGTH))
+        if issubclass(typ, ssz.ByteList):
+            return typ(data=rng.randbytes(rng.randint(1, min(typ.LIMIT, 24))))
+        if issubclass(typ, ssz.Vector):
+            return typ(data=[self.value(typ.ELEMENT_TYPE) for _ in range(typ.LENGTH)])
+        if issubclass(typ, ssz.List):
+            n = rng.randint(1, min(typ.LIMIT, 2))
+            return typ(data=[self.value(typ.ELEMENT_TYPE) for _ in range(n)])
+        raise TypeError(f"no filler for {typ}")
+
+
+def fork_info_json(prev, cur, epoch, gvr):
+    return {
+        "fork": {"previous_version": "0x" + prev.hex(), "current_version": "0x" + cur.hex(), "epoch": str(epoch)},
+        "genesis_validators_root": "0x" + gvr.hex(),
+    }
+
+
+class Generator:
+    def __init__(self, preset):
+        self.preset = preset
+        self.specs = {f: importlib.import_module(f"eth_consensus_specs.{f}.{preset}") for f in FORKS}
+        last = self.specs[FORKS[-1]]
+        self.versions = {"phase0": bytes(last.config.GENESIS_FORK_VERSION)}
+        self.epochs = {"phase0": 0}
+        for f in FORKS[1:]:
+            self.versions[f] = bytes(getattr(last.config, f"{f.upper()}_FORK_VERSION"))
+            self.epochs[f] = int(getattr(last.config, f"{f.upper()}_FORK_EPOCH"))
+        if preset == "minimal":
+            # The spec's minimal config schedules nothing; the test network does.
+            self.epochs = dict(MINIMAL_EPOCHS)
+            self.network = "minimal-fixtures"
+            self.gvr = MINIMAL_GVR
+        else:
+            self.network = "mainnet"
+            self.gvr = MAINNET_GVR
+        self.filler = Filler(f"keyguard-{preset}")
+        self.fixtures = []
+
+    # -- spec helpers ------------------------------------------------------------------
+    def prev_fork(self, fork):
+        i = FORKS.index(fork)
+        return FORKS[max(i - 1, 0)]
+
+    def fork_info(self, fork):
+        """What a VC sends while `fork` is the current fork."""
+        return (self.versions[self.prev_fork(fork)], self.versions[fork], self.epochs[fork])
+
+    def domain(self, spec, domain_type, epoch, fork_info):
+        """spec.get_domain on a state that carries `fork_info`."""
+        prev, cur, fork_epoch = fork_info
+        state = spec.BeaconState(
+            fork=spec.Fork(previous_version=prev, current_version=cur, epoch=fork_epoch),
+            genesis_validators_root=self.gvr,
+        )
+        return spec.get_domain(state, domain_type, spec.Epoch(epoch))
+
+    def message_epoch(self, fork, offset=2):
+        return self.epochs[fork] + offset
+
+    def slot_in(self, spec, epoch):
+        return int(epoch) * int(spec.SLOTS_PER_EPOCH) + 3
+
+    def add(self, name, fork, spec, body, obj_root_or_obj, domain, with_fork_info=None):
+        root = spec.compute_signing_root(obj_root_or_obj, domain)
+        if with_fork_info is not None:
+            body["fork_info"] = fork_info_json(*with_fork_info, self.gvr)
+        key_index = len(self.fixtures) % 16
+        sk = interop_secret(key_index)
+        signature = bls.Sign(sk, bytes(root))
+        self.fixtures.append(
+            {
+                "name": f"{self.preset}/{fork}/{name}",
+                "preset": self.preset,
+                "network": self.network,
+                "fork": fork.upper(),
+                "type": body["type"],
+                "body": body,
+                "signing_root": "0x" + bytes(root).hex(),
+                "interop_key_index": key_index,
+                "secret_key": "0x" + sk.to_bytes(32, "big").hex(),
+                "pubkey": "0x" + bls.SkToPk(sk).hex(),
+                "signature": "0x" + signature.hex(),
+            }
+        )
+
+    # -- request types -----------------------------------------------------------------
+    def blocks(self, fork):
+        spec = self.specs[fork]
+        epoch = self.message_epoch(fork)
+        block = self.filler.value(spec.BeaconBlock)
+        block.slot = spec.Slot(self.slot_in(spec, epoch))
+        domain = self.domain(spec, spec.DOMAIN_BEACON_PROPOSER, epoch, self.fork_info(fork))
+        if fork in ("phase0", "altair"):
+            payload = {"version": fork.upper(), "block": to_json(block)}
+        else:
+            header = spec.BeaconBlockHeader(
+                slot=block.slot,
+                proposer_index=block.proposer_index,
+                parent_root=block.parent_root,
+                state_root=block.state_root,
+                body_root=spec.hash_tree_root(block.body),
+            )
+            payload = {"version": fork.upper(), "block_header": to_json(header)}
+        self.add("BLOCK_V2", fork, spec, {"type": "BLOCK_V2", "beacon_block": payload}, block, domain, self.fork_info(fork))
+        if fork == "phase0":
+            # Teku's legacy type for phase0.
+            self.add("BLOCK", fork, spec, {"type": "BLOCK", "block": to_json(block)}, block, domain, self.fork_info(fork))
+
+    def attestations(self, fork):
+        spec = self.specs[fork]
+        for label, epoch in (("ATTESTATION", self.message_epoch(fork)), ("ATTESTATION@fork-epoch", self.epochs[fork])):
+            data = self.filler.value(spec.AttestationData)
+            data.slot = spec.Slot(self.slot_in(spec, epoch))
+            data.source.epoch = spec.Epoch(max(epoch - 1, 0))
+            data.target.epoch = spec.Epoch(epoch)
+            domain = self.domain(spec, spec.DOMAIN_BEACON_ATTESTER, epoch, self.fork_info(fork))
+            self.add(label, fork, spec, {"type": "ATTESTATION", "attestation": to_json(data)}, data, domain, self.fork_info(fork))
+        if fork != "phase0":
+            # Target in the previous fork, signed after the fork: previous_version applies.
+            prev = self.prev_fork(fork)
+            epoch = max(self.epochs[fork] - 1, 0)
+            if self.epochs[prev] <= epoch < self.epochs[fork]:
+                data = self.filler.value(spec.AttestationData)
+                data.target.epoch = spec.Epoch(epoch)
+                data.source.epoch = spec.Epoch(max(epoch - 1, 0))
+                domain = self.domain(spec, spec.DOMAIN_BEACON_ATTESTER, epoch, self.fork_info(fork))
+                self.add("ATTESTATION@previous-fork", fork, spec, {"type": "ATTESTATION", "attestation": to_json(data)}, data, domain, self.fork_info(fork))
+
+    def randao_and_selection(self, fork):
+        spec = self.specs[fork]
+        epoch = self.message_epoch(fork)
+        domain = self.domain(spec, spec.DOMAIN_RANDAO, epoch, self.fork_info(fork))
+        body = {"type": "RANDAO_REVEAL", "randao_reveal": {"epoch": str(epoch)}}
+        self.add("RANDAO_REVEAL", fork, spec, body, spec.Epoch(epoch), domain, self.fork_info(fork))
+        slot = self.slot_in(spec, epoch)
+        domain = self.domain(spec, spec.DOMAIN_SELECTION_PROOF, epoch, self.fork_info(fork))
+        body = {"type": "AGGREGATION_SLOT", "aggregation_slot": {"slot": str(slot)}}
+        self.add("AGGREGATION_SLOT", fork, spec, body, spec.Slot(slot), domain, self.fork_info(fork))
+
+    def exits(self, fork):
+        spec = self.specs[fork]
+        epoch = self.message_epoch(fork)
+        exit_ = spec.VoluntaryExit(epoch=spec.Epoch(epoch), validator_index=spec.ValidatorIndex(self.filler.rng.getrandbits(20)))
+        body = {"type": "VOLUNTARY_EXIT", "voluntary_exit": to_json(exit_)}
+        if FORKS.index(fork) >= FORKS.index("deneb"):
+            # EIP-7044, as written in the spec's process_voluntary_exit.
+            domain = spec.compute_domain(spec.DOMAIN_VOLUNTARY_EXIT, spec.config.CAPELLA_FORK_VERSION, self.gvr)
+            capella = (self.versions["capella"], self.versions["capella"], self.epochs["capella"])
+            self.add("VOLUNTARY_EXIT(lighthouse-capella-fork-info)", fork, spec, dict(body), exit_, domain, capella)
+            self.add("VOLUNTARY_EXIT(teku-real-fork-info)", fork, spec, dict(body), exit_, domain, self.fork_info(fork))
+        else:
+            domain = self.domain(spec, spec.DOMAIN_VOLUNTARY_EXIT, epoch, self.fork_info(fork))
+            self.add("VOLUNTARY_EXIT", fork, spec, body, exit_, domain, self.fork_info(fork))
+
+    def aggregates(self, fork):
+        spec = self.specs[fork]
+        epoch = self.message_epoch(fork)
+        agg = self.filler.value(spec.AggregateAndProof)
+        agg.aggregate.data.slot = spec.Slot(self.slot_in(spec, epoch))
+        domain = self.domain(spec, spec.DOMAIN_AGGREGATE_AND_PROOF, epoch, self.fork_info(fork))
+        body = {"type": "AGGREGATE_AND_PROOF", "aggregate_and_proof": to_json(agg)}
+        self.add("AGGREGATE_AND_PROOF", fork, spec, body, agg, domain, self.fork_info(fork))
+        body = {"type": "AGGREGATE_AND_PROOF_V2", "aggregate_and_proof": {"version": fork.upper(), "data": to_json(agg)}}
+        self.add("AGGREGATE_AND_PROOF_V2", fork, spec, body, agg, domain, self.fork_info(fork))
+
+    def sync(self, fork):
+        if fork == "phase0":
+            return
+        spec = self.specs[fork]
+        epoch = self.message_epoch(fork)
+        slot = self.slot_in(spec, epoch)
+        root = spec.Root(self.filler.rng.randbytes(32))
+        domain = self.domain(spec, spec.DOMAIN_SYNC_COMMITTEE, epoch, self.fork_info(fork))
+        body = {"type": "SYNC_COMMITTEE_MESSAGE", "sync_committee_message": {"beacon_block_root": "0x" + bytes(root).hex(), "slot": str(slot)}}
+        self.add("SYNC_COMMITTEE_MESSAGE", fork, spec, body, root, domain, self.fork_info(fork))
+        sel = spec.SyncAggregatorSelectionData(slot=spec.Slot(slot), subcommittee_index=ssz.Uint64(3))
+        domain = self.domain(spec, spec.DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF, epoch, self.fork_info(fork))
+        body = {"type": "SYNC_COMMITTEE_SELECTION_PROOF", "sync_aggregator_selection_data": to_json(sel)}
+        self.add("SYNC_COMMITTEE_SELECTION_PROOF", fork, spec, body, sel, domain, self.fork_info(fork))
+        cap = self.filler.value(spec.ContributionAndProof)
+        cap.contribution.slot = spec.Slot(slot)
+        domain = self.domain(spec, spec.DOMAIN_CONTRIBUTION_AND_PROOF, epoch, self.fork_info(fork))
+        body = {"type": "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", "contribution_and_proof": to_json(cap)}
+        self.add("SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", fork, spec, body, cap, domain, self.fork_info(fork))
+
+    def fork_independent(self):
+        spec = self.specs["bellatrix"]
+        msg = self.filler.value(spec.DepositMessage)
+        genesis = spec.config.GENESIS_FORK_VERSION
+        domain = spec.compute_domain(spec.DOMAIN_DEPOSIT, genesis)
+        body = {"type": "DEPOSIT", "deposit": {**to_json(msg), "genesis_fork_version": "0x" + bytes(genesis).hex()}}
+        self.add("DEPOSIT", "phase0", spec, body, msg, domain)
+
+        class ValidatorRegistrationV1(ssz.Container):
+            fee_recipient: spec.ExecutionAddress
+            gas_limit: ssz.Uint64
+            timestamp: ssz.Uint64
+            pubkey: spec.BLSPubkey
+
+        reg = Filler(f"registration-{self.preset}").value(ValidatorRegistrationV1)
+        domain = spec.compute_domain(spec.DomainType(b"\x00\x00\x00\x01"), genesis)
+        body = {"type": "VALIDATOR_REGISTRATION", "validator_registration": to_json(reg)}
+        self.add("VALIDATOR_REGISTRATION", "bellatrix", spec, body, reg, domain)
+
+    def run(self):
+        for fork in FORKS:
+            self.blocks(fork)
+            self.attestations(fork)
+            self.randao_and_selection(fork)
+            self.exits(fork)
+            self.aggregates(fork)
+            self.sync(fork)
+            print(f"{self.preset}/{fork}: {len(self.fixtures)} fixtures", file=sys.stderr)
+        self.fork_independent()
+        return self.fixtures
+
+
+def main():
+    out = Path(__file__).resolve().parent.parent / "fixtures" / "signing-fixtures.json"
+    fixtures = []
+    for preset in ("mainnet", "minimal"):
+        fixtures += Generator(preset).run()
+    doc = {
+        "_note": "Generated by interop-tests/scripts/gen_signing_fixtures.py from the executable "
+        "consensus spec and py_ecc; do not edit by hand.",
+        "networks": {
+            "mainnet": {"builtin": "mainnet"},
+            "minimal-fixtures": {"config": MINIMAL_CONFIG},
+        },
+        "fixtures": fixtures,
+    }
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {len(fixtures)} fixtures to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
