@@ -14,7 +14,13 @@ use interop_tests::requests;
 /// Interop keys served by the test signer.
 const KEYS: u64 = 32;
 
+/// Starts the signer; the harness waits with a blocking HTTP client, so it must not run
+/// on an async worker thread directly.
 fn start(data: &Path, log_dir: &Path) -> KeyguardProcess {
+    tokio::task::block_in_place(|| start_blocking(data, log_dir))
+}
+
+fn start_blocking(data: &Path, log_dir: &Path) -> KeyguardProcess {
     let data = data.to_str().unwrap();
     let keys = KEYS.to_string();
     let mut kg = KeyguardProcess::start(
