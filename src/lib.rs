@@ -9,5 +9,6 @@ pub mod config;
 pub mod consensus;
 pub mod hsm;
 pub mod keys;
+pub mod metrics;
 pub mod process;
 pub mod signing;
