@@ -19,7 +19,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let network = config.network()?;
     tracing::info!(network = network.name(), "starting keyguard {}", env!("CARGO_PKG_VERSION"));
 
-    let slashing = open_slashing_db(&config)?;
+    let metrics = Arc::new(
+        crate::metrics::Metrics::new(config.metrics.web3signer_compat)
+            .context("cannot create metrics")?,
+    );
+    let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
     let jobs = key_jobs(&config)?;
@@ -31,9 +35,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         key_progress,
         slashing,
         signer: SigningPool::new(config.server.signing_threads)
-            .context("cannot start the signing threads")?,
+            .context("cannot start the signing threads")?
+            .with_metrics(Arc::clone(&metrics)),
         max_body_bytes: config.server.max_body_bytes,
+        metrics,
     });
+    if config.metrics.enabled {
+        serve_metrics(&config, Arc::clone(&state)).await?;
+    }
     let app = api::router(state, config.server.http_path_prefix.as_deref());
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -47,7 +56,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_slashing_db(config: &Config) -> anyhow::Result<Option<slashing_db::SlashingDb>> {
+/// Starts the metrics listener in the background.
+async fn serve_metrics(config: &Config, state: Arc<AppState>) -> anyhow::Result<()> {
+    let addr = config.metrics.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+    tracing::info!(listen = %addr, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, api::metrics_router(state)).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
+fn open_slashing_db(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<Option<slashing_db::SlashingDb>> {
     if !config.slashing.enabled {
         tracing::warn!(
             "slashing protection is disabled: blocks and attestations will be refused (412)"
@@ -61,6 +88,7 @@ fn open_slashing_db(config: &Config) -> anyhow::Result<Option<slashing_db::Slash
     }
     let options = slashing_db::OpenOptions {
         max_batch: config.slashing.max_batch,
+        observer: Some(metrics),
         ..Default::default()
     };
     let db = slashing_db::SlashingDb::open(&path, options)

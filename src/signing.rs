@@ -8,10 +8,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
 use crate::keys::{HashedRoot, SignatureBytes, ValidatorKey};
+use crate::metrics::Metrics;
 
 /// How many distinct signing roots keep their hash-to-G2 point. A slot has at most a few
 /// dozen distinct shared roots (committees, subnets), so this covers several slots.
@@ -21,6 +23,7 @@ pub const ROOT_CACHE_CAPACITY: usize = 1024;
 pub struct SigningPool {
     pool: rayon::ThreadPool,
     roots: Arc<RootCache>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The signing pool is gone (shutting down).
@@ -39,7 +42,14 @@ impl SigningPool {
         Ok(Self {
             pool,
             roots: Arc::new(RootCache::new(ROOT_CACHE_CAPACITY)),
+            metrics: None,
         })
+    }
+
+    /// Records each signature's BLS time in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Signs `signing_root` with `key` on the pool and returns the compressed signature.
@@ -50,9 +60,15 @@ impl SigningPool {
     ) -> Result<SignatureBytes, PoolClosed> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let roots = Arc::clone(&self.roots);
+        let metrics = self.metrics.clone();
         self.pool.spawn(move || {
+            let started = Instant::now();
             let hashed = roots.get_or_hash(&signing_root);
-            let _ = tx.send(key.sign_hashed(&hashed));
+            let signature = key.sign_hashed(&hashed);
+            if let Some(m) = metrics {
+                m.observe_bls_sign(started.elapsed());
+            }
+            let _ = tx.send(signature);
         });
         rx.await.map_err(|_| PoolClosed)
     }

@@ -14,8 +14,13 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// Refused by slashing protection or because it is not configured (412).
-    #[error("{0}")]
-    Refused(String),
+    #[error("{message}")]
+    Refused {
+        /// Stable snake_case reason, for metrics labels.
+        reason: &'static str,
+        /// What the operator and the client read.
+        message: String,
+    },
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -30,9 +35,22 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Refused(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// The metrics outcome of a request that ended with this error.
+    pub fn outcome(&self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            ApiError::BadRequest(_) | ApiError::TooLarge(_) => Outcome::BadRequest,
+            ApiError::NotFound(_) => Outcome::UnknownKey,
+            ApiError::Refused { reason, .. } => Outcome::SlashingRefused(reason),
+            ApiError::Internal(_) => Outcome::Error,
         }
     }
 }

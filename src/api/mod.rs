@@ -5,6 +5,7 @@
 
 mod error;
 mod health;
+mod metrics;
 mod sign;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub signer: SigningPool,
     /// The body limit, for error messages.
     pub max_body_bytes: usize,
+    /// Prometheus metrics, recorded on every request.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The signing API router, with routes at `/` and, if given, under `prefix`.
@@ -50,6 +53,14 @@ pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
         _ => routes,
     };
     app.fallback(not_found)
+}
+
+/// The metrics listener's router: `GET /metrics` only.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
+        .fallback(not_found)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -14,7 +14,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{error::ApiError, AppState};
-use crate::consensus::{self, PreparedRequest, SlashingSubject};
+use crate::consensus::{self, PreparedRequest, RequestType, SlashingSubject};
+use crate::metrics::{Outcome, UNKNOWN_REQUEST_TYPE};
 use crate::keys::{self, PubkeyBytes, SignatureBytes, ValidatorKey};
 
 /// The handler: turns the outcome into a response (signature or JSON error).
@@ -25,18 +26,16 @@ pub async fn sign(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let result = sign_request(&state, &pubkey, body).await;
-    let elapsed = started.elapsed();
+    let mut request_type = None;
+    let result = sign_request(&state, &pubkey, body, &mut request_type).await;
+    let type_label = request_type.map_or(UNKNOWN_REQUEST_TYPE, |t| t.as_str());
+    let outcome = match &result {
+        Ok(_) => Outcome::Signed,
+        Err(err) => err.outcome(),
+    };
+    state.metrics.observe_request(type_label, outcome, started.elapsed());
     match result {
-        Ok((prepared, signature)) => {
-            tracing::debug!(
-                pubkey = %pubkey,
-                r#type = prepared.request_type.as_str(),
-                ?elapsed,
-                "signed"
-            );
-            signature_response(&headers, &signature)
-        }
+        Ok(signature) => signature_response(&headers, &signature),
         Err(err) => {
             log_refusal(&pubkey, &err);
             err.into_response()
@@ -49,11 +48,13 @@ async fn sign_request(
     state: &AppState,
     pubkey: &str,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(PreparedRequest, SignatureBytes), ApiError> {
+    request_type: &mut Option<RequestType>,
+) -> Result<SignatureBytes, ApiError> {
     let key = lookup_key(state, pubkey)?;
     let body = body.map_err(|rejection| body_error(state, rejection))?;
     let prepared = consensus::prepare(&body, &state.network)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    *request_type = Some(prepared.request_type);
     if let Some(subject) = prepared.slashing {
         protect(state, key.pubkey(), &prepared, subject).await?;
     }
@@ -62,7 +63,7 @@ async fn sign_request(
         .sign(key, prepared.signing_root)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((prepared, signature))
+    Ok(signature)
 }
 
 fn lookup_key(state: &AppState, pubkey: &str) -> Result<Arc<ValidatorKey>, ApiError> {
@@ -90,11 +91,14 @@ async fn protect(
 ) -> Result<(), ApiError> {
     let Some(db) = &state.slashing else {
         tracing::warn!(?subject, "refused: slashing protection is not configured");
-        return Err(ApiError::Refused(format!(
-            "{} refused: slashing protection is not configured, and blocks and attestations \
-             are never signed unprotected",
-            prepared.request_type.as_str()
-        )));
+        return Err(ApiError::Refused {
+            reason: "not_configured",
+            message: format!(
+                "{} refused: slashing protection is not configured, and blocks and \
+                 attestations are never signed unprotected",
+                prepared.request_type.as_str()
+            ),
+        });
     };
     let gvr = prepared.genesis_validators_root.ok_or_else(|| {
         ApiError::BadRequest("fork_info.genesis_validators_root is required".into())
@@ -121,7 +125,10 @@ async fn protect(
                 reason = refusal.reason(),
                 "refused by slashing protection: {refusal}"
             );
-            ApiError::Refused(format!("slashing protection: {refusal}"))
+            ApiError::Refused {
+                reason: refusal.reason(),
+                message: format!("slashing protection: {refusal}"),
+            }
         }
         slashing_db::SignCheckError::Db(db_err) => {
             ApiError::Internal(format!("slashing database error, nothing signed: {db_err}"))
@@ -157,7 +164,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 fn log_refusal(pubkey: &str, err: &ApiError) {
     match err {
         // Logged where the refusal is decided, with the slot or epochs.
-        ApiError::Refused(_) => {}
+        ApiError::Refused { .. } => {}
         ApiError::Internal(message) => tracing::error!(%pubkey, %message, "not signed"),
         other => tracing::info!(%pubkey, message = %other, status = other.status().as_u16(), "bad request"),
     }

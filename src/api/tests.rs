@@ -45,6 +45,7 @@ fn harness(with_db: bool) -> Harness {
         slashing,
         signer: SigningPool::new(1).unwrap(),
         max_body_bytes: 4096,
+        metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
     });
     Harness {
         state,
@@ -256,6 +257,7 @@ async fn healthcheck_is_503_while_loading() {
         slashing: None,
         signer: SigningPool::new(1).unwrap(),
         max_body_bytes: 4096,
+        metrics: Arc::clone(&h.state.metrics),
     });
     let loading = Harness {
         state,

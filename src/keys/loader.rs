@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 
-use super::{KeyTable, ValidatorKey};
+use super::{KeySource, KeyTable, ValidatorKey};
 
 /// One unit of key-loading work (decrypt one keystore, unseal one blob, ...).
 pub struct LoadJob {
     /// Where the key comes from (a path or a label); never secret.
     pub origin: String,
+    /// Which kind of source the key comes from, when known (labels failures in metrics).
+    pub source: Option<KeySource>,
     /// Produces the key, or an error message that names the problem without secrets.
     pub run: Box<dyn FnOnce() -> Result<ValidatorKey, String> + Send>,
 }
@@ -24,8 +26,15 @@ impl LoadJob {
     ) -> Self {
         Self {
             origin: origin.into(),
+            source: None,
             run: Box::new(run),
         }
+    }
+
+    /// Records which kind of source this job loads from.
+    pub fn with_source(mut self, source: KeySource) -> Self {
+        self.source = Some(source);
+        self
     }
 }
 
@@ -34,6 +43,8 @@ impl LoadJob {
 pub struct LoadFailure {
     /// Where the key came from.
     pub origin: String,
+    /// The kind of source, when known.
+    pub source: Option<KeySource>,
     /// Why it failed.
     pub error: String,
 }
@@ -80,8 +91,17 @@ impl LoadProgress {
 
     /// Records one key that failed to load.
     pub fn record_failed(&self, origin: String, error: String) {
-        tracing::error!(%origin, %error, "key failed to load");
-        self.failures.lock().push(LoadFailure { origin, error });
+        self.record_failure(LoadFailure {
+            origin,
+            source: None,
+            error,
+        });
+    }
+
+    /// Records one key that failed to load, with its source when known.
+    pub fn record_failure(&self, failure: LoadFailure) {
+        tracing::error!(origin = %failure.origin, error = %failure.error, "key failed to load");
+        self.failures.lock().push(failure);
     }
 
     /// Marks loading as complete.
@@ -106,14 +126,19 @@ impl LoadProgress {
 /// `table`. A duplicate pubkey counts as a failure of the later job.
 pub fn run_jobs(jobs: Vec<LoadJob>, table: &KeyTable, progress: &LoadProgress) {
     jobs.into_par_iter().for_each(|job| {
-        let origin = job.origin;
-        match (job.run)() {
+        let (origin, source) = (job.origin, job.source);
+        let error = match (job.run)() {
             Ok(key) => match table.insert(key) {
-                Ok(_) => progress.record_loaded(),
-                Err(dup) => progress.record_failed(origin, dup.to_string()),
+                Ok(_) => return progress.record_loaded(),
+                Err(dup) => dup.to_string(),
             },
-            Err(error) => progress.record_failed(origin, error),
-        }
+            Err(error) => error,
+        };
+        progress.record_failure(LoadFailure {
+            origin,
+            source,
+            error,
+        });
     });
 }
 

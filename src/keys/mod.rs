@@ -48,6 +48,16 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// Every key source, for metrics that report each one.
+    pub const ALL: [KeySource; 6] = [
+        KeySource::Keystore,
+        KeySource::Web3SignerKeystore,
+        KeySource::Web3SignerRaw,
+        KeySource::Interop,
+        KeySource::Sealed,
+        KeySource::Imported,
+    ];
+
     /// The name used in metrics labels and listings.
     pub fn as_str(&self) -> &'static str {
         match self {

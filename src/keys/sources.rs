@@ -354,7 +354,8 @@ fn keystore_job(candidate: Candidate, passwords: &Passwords) -> Option<LoadJob> 
             }
         };
         key.map_err(|e| err(e.to_string()))
-    }))
+    })
+    .with_source(KeySource::Keystore))
 }
 
 /// The job for one Web3Signer definition document.
@@ -365,7 +366,8 @@ fn definition_job(doc: DefinitionDocument) -> LoadJob {
         Ok(KeyDefinition::FileRaw { private_key }) => LoadJob::new(origin.clone(), move || {
             ValidatorKey::from_secret_bytes(&private_key, KeySource::Web3SignerRaw, origin.clone())
                 .map_err(|e| format!("{origin}: {e}"))
-        }),
+        })
+        .with_source(KeySource::Web3SignerRaw),
         Ok(KeyDefinition::FileKeystore {
             keystore_file,
             password_file,
@@ -401,7 +403,8 @@ fn definition_job(doc: DefinitionDocument) -> LoadJob {
                 ),
             };
             key.map_err(|e| err(e.to_string()))
-        }),
+        })
+        .with_source(KeySource::Web3SignerKeystore),
     }
 }
 
