@@ -317,12 +317,16 @@ mod tests {
         let yaml = format!(
             "type: \"file-raw\"\nkeyType: \"BLS\"\nprivateKey: \"{KEY_A}\"\n---\n\
              type: file-keystore\nkeystoreFile: ks/one.json\nkeystorePasswordFile: /secrets/one.txt\n---\n\
-             type: file-raw\nprivateKey: {}\n",
+             type: file-raw\nprivateKey: {}\n---\n\
+             type: file-raw\nprivateKey: {KEY_A}\n",
             &KEY_A[2..]
         );
         let docs = parse(&yaml);
-        assert_eq!(docs.len(), 3);
-        assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(docs.len(), 4);
+        assert_eq!(
+            docs.iter().map(|d| d.index).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         match &docs[0].definition {
             Ok(KeyDefinition::FileRaw { private_key }) => {
                 assert_eq!(hex::encode(**private_key), KEY_A[2..])
