@@ -461,10 +461,7 @@ fn exposition_parses_with_an_independent_parser() {
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
-            let name = line
-                .split(|c: char| c == '{' || c == ' ')
-                .next()
-                .expect("sample name");
+            let name = line.split(['{', ' ']).next().expect("sample name");
             let family = family_of(name, &families)
                 .unwrap_or_else(|| panic!("sample `{name}` has no # TYPE"));
             *lines_per_family.entry(family).or_default() += 1;
