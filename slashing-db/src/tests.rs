@@ -494,6 +494,7 @@ fn max_batch_one_still_works_and_queue_full_fails_closed() {
     )
     .expect("open");
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("rt");
     let (ok, full) = rt.block_on(async {

@@ -207,7 +207,13 @@ proptest! {
             }
         }
         // Nothing is recorded that was not accepted.
-        prop_assert!(blocks.iter().all(|&(v, s, r)| ops.iter().zip(&answers).any(|(op, ok)| *ok && matches!(*op, Op::Block { v: v2, slot, root } if v2 == v && slot == s && root == r))));
+        let accepted_block = |v: u8, s: u64, r: u8| {
+            ops.iter().zip(&answers).any(|(op, ok)| {
+                *ok && matches!(*op, Op::Block { v: v2, slot, root } if v2 == v && slot == s && root == r)
+            })
+        };
+        let all_accepted = blocks.iter().all(|&(v, s, r)| accepted_block(v, s, r));
+        prop_assert!(all_accepted, "a block was recorded that was not accepted");
         // The records are mutually safe: no double proposal/vote, no surround.
         let bl: Vec<_> = blocks.iter().collect();
         for (i, a) in bl.iter().enumerate() {
