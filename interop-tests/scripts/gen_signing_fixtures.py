@@ -34,14 +34,15 @@ from py_ecc.bls import G2ProofOfPossession as bls
 FORKS = ["phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu"]
 BLS_CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
 
-# The minimal-preset test network: spec minimal fork versions, one fork per epoch.
-MINIMAL_EPOCHS = {f: i for i, f in enumerate(FORKS)}
+# The minimal-preset test network: spec minimal fork versions, a fork every 10 epochs
+# (so a message two epochs into a fork stays in it).
+MINIMAL_EPOCHS = {f: 10 * i for i, f in enumerate(FORKS)}
 MINIMAL_CONFIG = "\n".join(
     ["PRESET_BASE: minimal", "CONFIG_NAME: minimal-fixtures", "GENESIS_FORK_VERSION: 0x00000001"]
     + [
         line
         for i, f in enumerate(FORKS[1:], start=1)
-        for line in (f"{f.upper()}_FORK_VERSION: 0x0{i}000001", f"{f.upper()}_FORK_EPOCH: {i}")
+        for line in (f"{f.upper()}_FORK_VERSION: 0x0{i}000001", f"{f.upper()}_FORK_EPOCH: {10 * i}")
     ]
 ) + "\n"
 MAINNET_GVR = bytes.fromhex("4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95")

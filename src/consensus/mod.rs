@@ -210,3 +210,6 @@ pub fn prepare(body: &[u8], network: &Network) -> Result<PreparedRequest, Reques
         Preset::Minimal => request::prepare_with::<preset::MinimalSpec>(body, network),
     }
 }
+
+#[cfg(test)]
+mod tests;

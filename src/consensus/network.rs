@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::fork::Fork;
 use super::preset::Preset;
-use super::wire::{parse_decimal_u64, Bytes, Bytes32, Bytes4};
+use super::wire::{parse_decimal_u64, Bytes, Bytes4};
 use super::Root;
 
 /// The epoch of a fork that is not scheduled.
