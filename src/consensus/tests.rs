@@ -112,7 +112,7 @@ fn malformed_inputs_name_the_field() {
     assert!(malformed_message(&body).contains("attestation.target.epoch"));
 
     let mut body = attestation_body();
-    body["attestation"]["beacon_block_root"] = json!("0xzz".repeat(1) + &"00".repeat(31));
+    body["attestation"]["beacon_block_root"] = json!(format!("0xzz{}", "00".repeat(31)));
     assert!(malformed_message(&body).contains("attestation.beacon_block_root"));
 
     let mut body = attestation_body();
