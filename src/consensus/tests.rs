@@ -371,3 +371,55 @@ fn no_panics_on_hostile_input() {
         assert!(prepare(input, &Network::devnet()).is_err());
     }
 }
+
+fn phase0_block(with_sync_aggregate: bool) -> Value {
+    let zero = format!("0x{}", "00".repeat(32));
+    let mut body = json!({
+        "randao_reveal": format!("0x{}", "99".repeat(96)),
+        "eth1_data": {"deposit_root": zero, "deposit_count": "5", "block_hash": zero},
+        "graffiti": zero, "proposer_slashings": [], "attester_slashings": [],
+        "attestations": [], "deposits": [], "voluntary_exits": []
+    });
+    if with_sync_aggregate {
+        body["sync_aggregate"] = json!({"sync_committee_bits": "0xffffffff",
+            "sync_committee_signature": format!("0x{}", "c0".repeat(96))});
+    }
+    json!({"slot": "9", "proposer_index": "1", "parent_root": zero, "state_root": zero, "body": body})
+}
+
+#[test]
+fn full_blocks_must_match_their_fork() {
+    let info = fork_info("0x00000001", "0x01000001", 1);
+    let v2 = |version: &str, block: Value| {
+        json!({"type": "BLOCK_V2", "fork_info": info,
+               "beacon_block": {"version": version, "block": block}})
+    };
+    assert!(run(&v2("PHASE0", phase0_block(false))).is_ok());
+    assert!(run(&v2("ALTAIR", phase0_block(true))).is_ok());
+    for (version, block) in [
+        ("PHASE0", phase0_block(true)),
+        ("ALTAIR", phase0_block(false)),
+        ("BELLATRIX", phase0_block(true)),
+    ] {
+        let err = run(&v2(version, block)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RequestError::Invalid {
+                    field: "beacon_block.block",
+                    ..
+                }
+            ),
+            "{version}: {err:?}"
+        );
+    }
+    let legacy = json!({"type": "BLOCK", "fork_info": info, "block": phase0_block(false)});
+    let prepared = run(&legacy).unwrap();
+    assert_eq!(prepared.slashing, Some(SlashingSubject::Block { slot: 9 }));
+    assert_eq!(
+        prepared.signing_root,
+        run(&v2("PHASE0", phase0_block(false)))
+            .unwrap()
+            .signing_root
+    );
+}
