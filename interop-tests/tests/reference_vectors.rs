@@ -93,7 +93,9 @@ fn teku_block_fixtures() {
     let network = minimal_test_network();
     let mut replayed = 0;
     for fork in ["phase0", "altair", "bellatrix"] {
-        let path = shared.join(format!("vectors/teku/{fork}BlockExternalSignerMessage.json"));
+        let path = shared.join(format!(
+            "vectors/teku/{fork}BlockExternalSignerMessage.json"
+        ));
         assert_replays(&path.display().to_string(), &read_json(&path), &network);
         replayed += 1;
     }
@@ -123,7 +125,11 @@ fn lodestar_recorded_requests() {
     let text = std::fs::read_to_string(&path).unwrap();
     let network = Network::devnet();
     let mut replayed = 0;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let record: Value = serde_json::from_str(line).unwrap();
         let body = &record["body"];
         let name = format!("{}:{} {}", path.display(), i + 1, body["type"]);

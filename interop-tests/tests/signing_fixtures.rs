@@ -13,7 +13,10 @@ use zeroize::Zeroizing;
 const FIXTURES: &str = include_str!("../fixtures/signing-fixtures.json");
 
 fn hex32(s: &str) -> [u8; 32] {
-    hex::decode(s.trim_start_matches("0x")).unwrap().try_into().unwrap()
+    hex::decode(s.trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 fn networks(doc: &Value) -> HashMap<String, Network> {

@@ -33,7 +33,10 @@ pub const DOMAIN_APPLICATION_BUILDER: DomainType = [0, 0, 0, 1];
 
 /// `hash_tree_root(ForkData{current_version, genesis_validators_root})`.
 fn fork_data_root(version: Bytes4, genesis_validators_root: Bytes32) -> Hash256 {
-    container_root(&[version.tree_hash_root(), genesis_validators_root.tree_hash_root()])
+    container_root(&[
+        version.tree_hash_root(),
+        genesis_validators_root.tree_hash_root(),
+    ])
 }
 
 /// `compute_domain(domain_type, fork_version, genesis_validators_root)`.

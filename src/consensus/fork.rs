@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn version_at_fork_boundary() {
-        let (prev, cur) = (Bytes4::from_hex("0x01000000").unwrap(), Bytes4::from_hex("0x02000000").unwrap());
+        let (prev, cur) = (
+            Bytes4::from_hex("0x01000000").unwrap(),
+            Bytes4::from_hex("0x02000000").unwrap(),
+        );
         assert_eq!(select_fork_version(prev, cur, 10, 9), prev);
         assert_eq!(select_fork_version(prev, cur, 10, 10), cur);
         assert_eq!(select_fork_version(prev, cur, 10, 11), cur);

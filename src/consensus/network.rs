@@ -224,7 +224,10 @@ impl Network {
         let preset = match cfg.get("PRESET_BASE") {
             None => Preset::Mainnet,
             Some(v) => Preset::from_name(v).ok_or_else(|| {
-                invalid("PRESET_BASE", format!("unknown preset {v:?} (mainnet, minimal, gnosis)"))
+                invalid(
+                    "PRESET_BASE",
+                    format!("unknown preset {v:?} (mainnet, minimal, gnosis)"),
+                )
             })?,
         };
         let version = |key: &str| -> Result<Option<Bytes4>, NetworkError> {
@@ -412,7 +415,10 @@ mod tests {
             assert!(n.is_public());
             assert!(n.genesis_validators_root().is_some(), "{name}");
             let epochs: Vec<u64> = Fork::ALL.iter().map(|f| n.fork_epoch(*f)).collect();
-            assert!(epochs.windows(2).all(|w| w[0] <= w[1]), "{name}: {epochs:?}");
+            assert!(
+                epochs.windows(2).all(|w| w[0] <= w[1]),
+                "{name}: {epochs:?}"
+            );
         }
         assert!(Network::builtin("goerli").is_none());
         let mainnet = Network::builtin("MAINNET").unwrap();
@@ -488,13 +494,27 @@ BLOB_SCHEDULE:
         let cases = [
             ("CONFIG_NAME: x\n", "GENESIS_FORK_VERSION"),
             ("GENESIS_FORK_VERSION: 0x0001\n", "GENESIS_FORK_VERSION"),
-            ("GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_EPOCH: -1\n", "ALTAIR_FORK_EPOCH"),
-            ("GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_EPOCH: 1\n", "ALTAIR_FORK_VERSION"),
-            ("GENESIS_FORK_VERSION: 0x00000001\nPRESET_BASE: huge\n", "PRESET_BASE"),
+            (
+                "GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_EPOCH: -1\n",
+                "ALTAIR_FORK_EPOCH",
+            ),
+            (
+                "GENESIS_FORK_VERSION: 0x00000001\nALTAIR_FORK_EPOCH: 1\n",
+                "ALTAIR_FORK_VERSION",
+            ),
+            (
+                "GENESIS_FORK_VERSION: 0x00000001\nPRESET_BASE: huge\n",
+                "PRESET_BASE",
+            ),
         ];
         for (text, key) in cases {
-            let err = Network::from_config_str(text, "cfg.yaml").unwrap_err().to_string();
-            assert!(err.contains("cfg.yaml") && err.contains(key), "{text}: {err}");
+            let err = Network::from_config_str(text, "cfg.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("cfg.yaml") && err.contains(key),
+                "{text}: {err}"
+            );
         }
         let err = Network::from_config_file(Path::new("/nonexistent/c.yaml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/c.yaml"));

@@ -3,9 +3,7 @@
 
 use std::fmt::Debug;
 
-use ssz_types::typenum::{
-    Unsigned, U128, U131072, U16, U2, U2048, U32, U4, U512, U64, U8, U8192,
-};
+use ssz_types::typenum::{Unsigned, U128, U131072, U16, U2, U2048, U32, U4, U512, U64, U8, U8192};
 
 /// A network's preset, as named by `PRESET_BASE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -151,13 +151,22 @@ impl<P: PresetSpec> Body<P> {
             ("voluntary_exit", self.voluntary_exit.is_some()),
             ("aggregation_slot", self.aggregation_slot.is_some()),
             ("aggregate_and_proof", self.aggregate_and_proof.is_some()),
-            ("sync_committee_message", self.sync_committee_message.is_some()),
+            (
+                "sync_committee_message",
+                self.sync_committee_message.is_some(),
+            ),
             (
                 "sync_aggregator_selection_data",
                 self.sync_aggregator_selection_data.is_some(),
             ),
-            ("contribution_and_proof", self.contribution_and_proof.is_some()),
-            ("validator_registration", self.validator_registration.is_some()),
+            (
+                "contribution_and_proof",
+                self.contribution_and_proof.is_some(),
+            ),
+            (
+                "validator_registration",
+                self.validator_registration.is_some(),
+            ),
         ];
         keys.into_iter()
             .filter(|(_, present)| *present)
@@ -180,9 +189,13 @@ pub(crate) fn prepare_with<P: PresetSpec>(
 ) -> Result<PreparedRequest, RequestError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed: Body<P> = serde_path_to_error::deserialize(&mut de).map_err(malformed)?;
-    de.end().map_err(|e| RequestError::Malformed(e.to_string()))?;
+    de.end()
+        .map_err(|e| RequestError::Malformed(e.to_string()))?;
 
-    let type_name = parsed.request_type.as_deref().ok_or(RequestError::MissingType)?;
+    let type_name = parsed
+        .request_type
+        .as_deref()
+        .ok_or(RequestError::MissingType)?;
     let request_type = RequestType::from_wire(type_name)
         .ok_or_else(|| RequestError::UnknownType(type_name.to_string()))?;
     check_payload_keys(&parsed, request_type)?;
@@ -264,7 +277,8 @@ fn compute<P: PresetSpec>(
             let root = block
                 .root(Fork::Phase0)
                 .map_err(|e| body_shape_error("block", Fork::Phase0, e))?;
-            let signing_root = signing_root(root, info()?, DOMAIN_BEACON_PROPOSER, epoch_of(block.slot));
+            let signing_root =
+                signing_root(root, info()?, DOMAIN_BEACON_PROPOSER, epoch_of(block.slot));
             Ok(block_result(signing_root, block.slot))
         }
         RequestType::BlockV2 => {
@@ -296,7 +310,8 @@ fn compute<P: PresetSpec>(
         }
         RequestType::Deposit => {
             let deposit = body.deposit.as_ref().ok_or_else(missing)?;
-            let domain = compute_domain(DOMAIN_DEPOSIT, deposit.genesis_fork_version, Bytes32::ZERO);
+            let domain =
+                compute_domain(DOMAIN_DEPOSIT, deposit.genesis_fork_version, Bytes32::ZERO);
             Ok(plain(compute_signing_root(
                 deposit.message().tree_hash_root(),
                 domain,
@@ -308,7 +323,12 @@ fn compute<P: PresetSpec>(
         }
         RequestType::AggregationSlot => {
             let slot = body.aggregation_slot.as_ref().ok_or_else(missing)?.slot;
-            let root = signing_root(slot.tree_hash_root(), info()?, DOMAIN_SELECTION_PROOF, epoch_of(slot));
+            let root = signing_root(
+                slot.tree_hash_root(),
+                info()?,
+                DOMAIN_SELECTION_PROOF,
+                epoch_of(slot),
+            );
             Ok(plain(root))
         }
         RequestType::AggregateAndProof | RequestType::AggregateAndProofV2 => {
@@ -328,7 +348,10 @@ fn compute<P: PresetSpec>(
             Ok(plain(root))
         }
         RequestType::SyncCommitteeSelectionProof => {
-            let data = body.sync_aggregator_selection_data.as_ref().ok_or_else(missing)?;
+            let data = body
+                .sync_aggregator_selection_data
+                .as_ref()
+                .ok_or_else(missing)?;
             let root = signing_root(
                 data.tree_hash_root(),
                 info()?,
@@ -359,7 +382,12 @@ fn compute<P: PresetSpec>(
     }
 }
 
-fn signing_root(object_root: Hash256, info: &ForkInfo, domain_type: DomainType, epoch: u64) -> super::Root {
+fn signing_root(
+    object_root: Hash256,
+    info: &ForkInfo,
+    domain_type: DomainType,
+    epoch: u64,
+) -> super::Root {
     compute_signing_root(object_root, info.domain(domain_type, epoch))
 }
 
@@ -394,11 +422,14 @@ fn voluntary_exit_root(exit: &VoluntaryExit, info: &ForkInfo, network: &Network)
 }
 
 /// The object root and slot of a `BLOCK_V2` payload.
-fn block_v2_root<P: PresetSpec>(payload: &BlockV2Payload<P>) -> Result<(Hash256, Quantity), RequestError> {
-    let fork = Fork::from_version_name(&payload.version).ok_or_else(|| RequestError::UnknownVersion {
-        field: "beacon_block.version",
-        value: payload.version.clone(),
-    })?;
+fn block_v2_root<P: PresetSpec>(
+    payload: &BlockV2Payload<P>,
+) -> Result<(Hash256, Quantity), RequestError> {
+    let fork =
+        Fork::from_version_name(&payload.version).ok_or_else(|| RequestError::UnknownVersion {
+            field: "beacon_block.version",
+            value: payload.version.clone(),
+        })?;
     match (&payload.block, &payload.block_header) {
         (Some(_), Some(_)) => Err(RequestError::Invalid {
             field: "beacon_block",
@@ -450,13 +481,14 @@ fn aggregate_root<P: PresetSpec>(
         || payload.selection_proof.is_some();
     match (&payload.version, &payload.data) {
         (Some(version), Some(data)) if !bare_fields => {
-            let fork = Fork::from_version_name(version).ok_or_else(|| RequestError::UnknownVersion {
-                field: "aggregate_and_proof.version",
-                value: version.clone(),
+            let fork =
+                Fork::from_version_name(version).ok_or_else(|| RequestError::UnknownVersion {
+                    field: "aggregate_and_proof.version",
+                    value: version.clone(),
+                })?;
+            let root = data.root::<P>(fork >= Fork::Electra).map_err(|e| {
+                attestation_shape_error("aggregate_and_proof.data.aggregate", e, fork.name())
             })?;
-            let root = data
-                .root::<P>(fork >= Fork::Electra)
-                .map_err(|e| attestation_shape_error("aggregate_and_proof.data.aggregate", e, fork.name()))?;
             Ok((root, data.aggregate.data.slot))
         }
         (None, None) if request_type == RequestType::AggregateAndProofV2 => Err(invalid(
@@ -464,9 +496,11 @@ fn aggregate_root<P: PresetSpec>(
             "AGGREGATE_AND_PROOF_V2 needs {version, data}",
         )),
         (None, None) => {
-            let (Some(index), Some(aggregate), Some(proof)) =
-                (&payload.aggregator_index, &payload.aggregate, &payload.selection_proof)
-            else {
+            let (Some(index), Some(aggregate), Some(proof)) = (
+                &payload.aggregator_index,
+                &payload.aggregate,
+                &payload.selection_proof,
+            ) else {
                 return Err(invalid(
                     "aggregate_and_proof",
                     "needs aggregator_index, aggregate and selection_proof",
@@ -474,10 +508,15 @@ fn aggregate_root<P: PresetSpec>(
             };
             let slot = aggregate.data.slot;
             let fork = network.fork_at_epoch(network.epoch_of_slot(slot.0));
-            let context = format!("{} at slot {} on network {}", fork.name(), slot.0, network.name());
-            let aggregate_root = aggregate
-                .root::<P>(fork >= Fork::Electra)
-                .map_err(|e| attestation_shape_error("aggregate_and_proof.aggregate", e, &context))?;
+            let context = format!(
+                "{} at slot {} on network {}",
+                fork.name(),
+                slot.0,
+                network.name()
+            );
+            let aggregate_root = aggregate.root::<P>(fork >= Fork::Electra).map_err(|e| {
+                attestation_shape_error("aggregate_and_proof.aggregate", e, &context)
+            })?;
             let root = super::wire::container_root(&[
                 index.tree_hash_root(),
                 aggregate_root,
@@ -492,9 +531,15 @@ fn aggregate_root<P: PresetSpec>(
     }
 }
 
-fn attestation_shape_error(field: &'static str, e: AttestationShapeError, fork: &str) -> RequestError {
+fn attestation_shape_error(
+    field: &'static str,
+    e: AttestationShapeError,
+    fork: &str,
+) -> RequestError {
     let (field, reason) = match e {
-        AttestationShapeError::AggregationBits(r) => (field, format!("aggregation_bits: {r} ({fork})")),
+        AttestationShapeError::AggregationBits(r) => {
+            (field, format!("aggregation_bits: {r} ({fork})"))
+        }
         AttestationShapeError::CommitteeBits(r) => (field, format!("committee_bits: {r} ({fork})")),
         AttestationShapeError::MissingCommitteeBits => (
             field,

@@ -41,7 +41,10 @@ fn attestation_subject_and_gvr() {
     assert_eq!(prepared.request_type, RequestType::Attestation);
     assert_eq!(
         prepared.slashing,
-        Some(SlashingSubject::Attestation { source_epoch: 3, target_epoch: 4 })
+        Some(SlashingSubject::Attestation {
+            source_epoch: 3,
+            target_epoch: 4
+        })
     );
     assert_eq!(
         hex::encode(prepared.genesis_validators_root.unwrap()),
@@ -54,7 +57,10 @@ fn type_is_case_insensitive_and_unknown_fields_ignored() {
     let mut body = attestation_body();
     body["type"] = json!("attestation");
     body["something_new"] = json!({"x": 1});
-    assert_eq!(run(&body).unwrap().signing_root, run(&attestation_body()).unwrap().signing_root);
+    assert_eq!(
+        run(&body).unwrap().signing_root,
+        run(&attestation_body()).unwrap().signing_root
+    );
 }
 
 #[test]
@@ -82,7 +88,10 @@ fn signing_root_mismatch_shows_both_roots() {
     match run(&body) {
         Err(e @ RequestError::SigningRootMismatch { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains(&"ab".repeat(32)) && msg.contains(&hex::encode(computed)), "{msg}");
+            assert!(
+                msg.contains(&"ab".repeat(32)) && msg.contains(&hex::encode(computed)),
+                "{msg}"
+            );
         }
         other => panic!("expected mismatch, got {other:?}"),
     }
@@ -93,15 +102,30 @@ fn signing_root_mismatch_shows_both_roots() {
 
 #[test]
 fn malformed_inputs_name_the_field() {
-    assert!(matches!(prepare(b"{not json", &Network::devnet()), Err(RequestError::Malformed(_))));
-    assert!(matches!(prepare(b"[]", &Network::devnet()), Err(RequestError::Malformed(_))));
-    assert!(matches!(prepare(b"", &Network::devnet()), Err(RequestError::Malformed(_))));
-    assert!(matches!(prepare(b"{} trailing", &Network::devnet()), Err(RequestError::Malformed(_))));
+    assert!(matches!(
+        prepare(b"{not json", &Network::devnet()),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        prepare(b"[]", &Network::devnet()),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        prepare(b"", &Network::devnet()),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        prepare(b"{} trailing", &Network::devnet()),
+        Err(RequestError::Malformed(_))
+    ));
 
     let mut body = attestation_body();
     body["fork_info"]["genesis_validators_root"] = json!("0x1234");
     let m = malformed_message(&body);
-    assert!(m.contains("fork_info.genesis_validators_root") && m.contains("64 hex digits"), "{m}");
+    assert!(
+        m.contains("fork_info.genesis_validators_root") && m.contains("64 hex digits"),
+        "{m}"
+    );
 
     let mut body = attestation_body();
     body["attestation"]["slot"] = json!("-5");
@@ -112,7 +136,7 @@ fn malformed_inputs_name_the_field() {
     assert!(malformed_message(&body).contains("attestation.target.epoch"));
 
     let mut body = attestation_body();
-    body["attestation"]["beacon_block_root"] = json!("0xzz".repeat(1) + &"00".repeat(31));
+    body["attestation"]["beacon_block_root"] = json!(format!("0xzz{}", "00".repeat(31)));
     assert!(malformed_message(&body).contains("attestation.beacon_block_root"));
 
     let mut body = attestation_body();
@@ -132,17 +156,29 @@ fn type_and_payload_errors_are_distinct() {
 
     let mut body = attestation_body();
     body["type"] = json!("ATTESTATION_V9");
-    assert_eq!(run(&body).unwrap_err(), RequestError::UnknownType("ATTESTATION_V9".into()));
+    assert_eq!(
+        run(&body).unwrap_err(),
+        RequestError::UnknownType("ATTESTATION_V9".into())
+    );
 
     let mut body = attestation_body();
     body.as_object_mut().unwrap().remove("attestation");
-    assert!(matches!(run(&body), Err(RequestError::MissingPayload { key: "attestation", .. })));
+    assert!(matches!(
+        run(&body),
+        Err(RequestError::MissingPayload {
+            key: "attestation",
+            ..
+        })
+    ));
 
     let mut body = attestation_body();
     body["type"] = json!("RANDAO_REVEAL");
     assert!(matches!(
         run(&body),
-        Err(RequestError::WrongPayload { expected: "randao_reveal", .. })
+        Err(RequestError::WrongPayload {
+            expected: "randao_reveal",
+            ..
+        })
     ));
 
     let mut body = attestation_body();
@@ -151,7 +187,10 @@ fn type_and_payload_errors_are_distinct() {
 
     let mut body = attestation_body();
     body.as_object_mut().unwrap().remove("fork_info");
-    assert_eq!(run(&body).unwrap_err(), RequestError::MissingForkInfo(RequestType::Attestation));
+    assert_eq!(
+        run(&body).unwrap_err(),
+        RequestError::MissingForkInfo(RequestType::Attestation)
+    );
 }
 
 fn exit_body(epoch: u64, info: Value) -> Value {
@@ -164,15 +203,21 @@ fn eip7044_exits_use_the_capella_version_from_deneb_on() {
     let mainnet = Network::builtin("mainnet").unwrap();
     let deneb = mainnet.fork_epoch(Fork::Deneb);
     let root = |epoch: u64, info: Value| {
-        prepare(&serde_json::to_vec(&exit_body(epoch, info)).unwrap(), &mainnet)
-            .unwrap()
-            .signing_root
+        prepare(
+            &serde_json::to_vec(&exit_body(epoch, info)).unwrap(),
+            &mainnet,
+        )
+        .unwrap()
+        .signing_root
     };
     // Lighthouse: synthetic Capella fork_info; Teku: the real (Deneb/Electra) fork.
     let lighthouse = root(deneb, fork_info("0x03000000", "0x03000000", 194048));
     let teku = root(deneb, fork_info("0x03000000", "0x04000000", deneb));
     assert_eq!(lighthouse, teku);
-    let electra = root(deneb + 100_000, fork_info("0x04000000", "0x05000000", 364032));
+    let electra = root(
+        deneb + 100_000,
+        fork_info("0x04000000", "0x05000000", 364032),
+    );
     let capella_domain = domain::compute_domain(
         domain::DOMAIN_VOLUNTARY_EXIT,
         wire::Bytes([3, 0, 0, 0]),
@@ -183,7 +228,10 @@ fn eip7044_exits_use_the_capella_version_from_deneb_on() {
         validator_index: wire::Quantity(7),
     };
     use tree_hash::TreeHash;
-    assert_eq!(electra, domain::compute_signing_root(exit.tree_hash_root(), capella_domain));
+    assert_eq!(
+        electra,
+        domain::compute_signing_root(exit.tree_hash_root(), capella_domain)
+    );
     // One epoch before Deneb the fork_info rule applies.
     let before = root(deneb - 1, fork_info("0x02000000", "0x03000000", 194048));
     let before_other = root(deneb - 1, fork_info("0x02000000", "0x04000000", 194048));
@@ -216,10 +264,19 @@ fn bare_aggregates_follow_the_network_schedule() {
     assert!(run(aggregate_body(15, None)).is_ok());
     assert!(run(aggregate_body(16, Some("0x01"))).is_ok());
     let missing = run(aggregate_body(16, None)).unwrap_err();
-    assert!(matches!(missing, RequestError::Invalid { .. }), "{missing:?}");
-    assert!(missing.to_string().contains("committee_bits is required"), "{missing}");
+    assert!(
+        matches!(missing, RequestError::Invalid { .. }),
+        "{missing:?}"
+    );
+    assert!(
+        missing.to_string().contains("committee_bits is required"),
+        "{missing}"
+    );
     let extra = run(aggregate_body(15, Some("0x01"))).unwrap_err();
-    assert!(extra.to_string().contains("committee_bits must be absent"), "{extra}");
+    assert!(
+        extra.to_string().contains("committee_bits must be absent"),
+        "{extra}"
+    );
     // Minimal preset: 4 committees, so 8 bytes of committee bits do not fit.
     let wide = run(aggregate_body(16, Some("0x0000000000000001"))).unwrap_err();
     assert!(wide.to_string().contains("committee_bits"), "{wide}");
@@ -235,7 +292,10 @@ fn aggregate_v2_shape_rules() {
     let v2 = run(&body).unwrap().signing_root;
     assert_eq!(v2, run(&aggregate_body(0, None)).unwrap().signing_root);
     body["aggregate_and_proof"] = json!({"version": "NOPE", "data": data});
-    assert!(matches!(run(&body), Err(RequestError::UnknownVersion { .. })));
+    assert!(matches!(
+        run(&body),
+        Err(RequestError::UnknownVersion { .. })
+    ));
 }
 
 #[test]
@@ -251,11 +311,23 @@ fn block_v2_header_and_unsupported_full_blocks() {
     gloas["beacon_block"]["version"] = json!("GLOAS");
     assert_eq!(run(&gloas).unwrap().signing_root, prepared.signing_root);
     let mut neither = body.clone();
-    neither["beacon_block"].as_object_mut().unwrap().remove("block_header");
-    assert!(matches!(run(&neither), Err(RequestError::Invalid { field: "beacon_block", .. })));
+    neither["beacon_block"]
+        .as_object_mut()
+        .unwrap()
+        .remove("block_header");
+    assert!(matches!(
+        run(&neither),
+        Err(RequestError::Invalid {
+            field: "beacon_block",
+            ..
+        })
+    ));
     let mut unknown = body;
     unknown["beacon_block"]["version"] = json!("MERGE");
-    assert!(matches!(run(&unknown), Err(RequestError::UnknownVersion { .. })));
+    assert!(matches!(
+        run(&unknown),
+        Err(RequestError::UnknownVersion { .. })
+    ));
 }
 
 #[test]
@@ -267,8 +339,11 @@ fn registrations_and_deposits_need_no_fork_info() {
     assert_eq!(prepared.genesis_validators_root, None);
     assert_eq!(prepared.slashing, None);
     // The builder domain uses the network's genesis version.
-    let on_mainnet = prepare(&serde_json::to_vec(&reg).unwrap(), &Network::builtin("mainnet").unwrap())
-        .unwrap();
+    let on_mainnet = prepare(
+        &serde_json::to_vec(&reg).unwrap(),
+        &Network::builtin("mainnet").unwrap(),
+    )
+    .unwrap();
     assert_ne!(on_mainnet.signing_root, prepared.signing_root);
     let mut bad = reg.clone();
     bad["validator_registration"]["fee_recipient"] = json!(format!("0x{}", "aa".repeat(21)));
@@ -295,4 +370,56 @@ fn no_panics_on_hostile_input() {
     for input in inputs {
         assert!(prepare(input, &Network::devnet()).is_err());
     }
+}
+
+fn phase0_block(with_sync_aggregate: bool) -> Value {
+    let zero = format!("0x{}", "00".repeat(32));
+    let mut body = json!({
+        "randao_reveal": format!("0x{}", "99".repeat(96)),
+        "eth1_data": {"deposit_root": zero, "deposit_count": "5", "block_hash": zero},
+        "graffiti": zero, "proposer_slashings": [], "attester_slashings": [],
+        "attestations": [], "deposits": [], "voluntary_exits": []
+    });
+    if with_sync_aggregate {
+        body["sync_aggregate"] = json!({"sync_committee_bits": "0xffffffff",
+            "sync_committee_signature": format!("0x{}", "c0".repeat(96))});
+    }
+    json!({"slot": "9", "proposer_index": "1", "parent_root": zero, "state_root": zero, "body": body})
+}
+
+#[test]
+fn full_blocks_must_match_their_fork() {
+    let info = fork_info("0x00000001", "0x01000001", 1);
+    let v2 = |version: &str, block: Value| {
+        json!({"type": "BLOCK_V2", "fork_info": info,
+               "beacon_block": {"version": version, "block": block}})
+    };
+    assert!(run(&v2("PHASE0", phase0_block(false))).is_ok());
+    assert!(run(&v2("ALTAIR", phase0_block(true))).is_ok());
+    for (version, block) in [
+        ("PHASE0", phase0_block(true)),
+        ("ALTAIR", phase0_block(false)),
+        ("BELLATRIX", phase0_block(true)),
+    ] {
+        let err = run(&v2(version, block)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RequestError::Invalid {
+                    field: "beacon_block.block",
+                    ..
+                }
+            ),
+            "{version}: {err:?}"
+        );
+    }
+    let legacy = json!({"type": "BLOCK", "fork_info": info, "block": phase0_block(false)});
+    let prepared = run(&legacy).unwrap();
+    assert_eq!(prepared.slashing, Some(SlashingSubject::Block { slot: 9 }));
+    assert_eq!(
+        prepared.signing_root,
+        run(&v2("PHASE0", phase0_block(false)))
+            .unwrap()
+            .signing_root
+    );
 }

@@ -224,11 +224,23 @@ mod tests {
     fn fixed_bytes() {
         let b: Bytes4 = serde_json::from_str("\"0x0A0b0c0d\"").unwrap();
         assert_eq!(b.0, [10, 11, 12, 13]);
-        for bad in ["\"0a0b0c0d\"", "\"0x0a0b0c\"", "\"0x0a0b0c0d0e\"", "\"0xzz0b0c0d\"", "7"] {
-            assert!(serde_json::from_str::<Bytes4>(bad).is_err(), "{bad} accepted");
+        for bad in [
+            "\"0a0b0c0d\"",
+            "\"0x0a0b0c\"",
+            "\"0x0a0b0c0d0e\"",
+            "\"0xzz0b0c0d\"",
+            "7",
+        ] {
+            assert!(
+                serde_json::from_str::<Bytes4>(bad).is_err(),
+                "{bad} accepted"
+            );
         }
         let err = serde_json::from_str::<Bytes32>("\"0x12\"").unwrap_err();
-        assert!(err.to_string().contains("expected 0x + 64 hex digits"), "{err}");
+        assert!(
+            err.to_string().contains("expected 0x + 64 hex digits"),
+            "{err}"
+        );
     }
 
     #[test]
