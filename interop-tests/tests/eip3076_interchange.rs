@@ -160,10 +160,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
             );
             check(
                 failures,
-                format!(
-                    "{at} attestations[{i}] ({s}->{t}, pubkey {:.10})",
-                    a.pubkey
-                ),
+                format!("{at} attestations[{i}] ({s}->{t}, pubkey {:.10})", a.pubkey),
                 a.should_succeed,
                 got,
             );

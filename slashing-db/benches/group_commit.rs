@@ -98,8 +98,8 @@ fn group_commit(c: &mut Criterion) {
     // Same-run ratio, interleaved so both see the same disk conditions.
     let (mut a, mut b) = (0.0, 0.0);
     for _ in 0..3 {
-        a += ops_per_sec(&grouped, 4);
-        b += ops_per_sec(&single, 2);
+        a += ops_per_sec(&grouped, 8);
+        b += ops_per_sec(&single, 4);
     }
     let (a, b) = (a / 3.0, b / 3.0);
     println!(

@@ -27,8 +27,8 @@ fn main() {
     );
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let dir = tempfile::tempdir_in(base).expect("tempdir");
-    let db = SlashingDb::open(&dir.path().join("large.sqlite"), OpenOptions::default())
-        .expect("open");
+    let db =
+        SlashingDb::open(&dir.path().join("large.sqlite"), OpenOptions::default()).expect("open");
     let t0 = Instant::now();
     let summary = db.import_interchange(&json).expect("import");
     let took = t0.elapsed();

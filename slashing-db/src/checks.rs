@@ -257,7 +257,9 @@ pub(crate) fn check_attestation(
         }
     }
     let lowest_target: Option<i64> = conn
-        .prepare_cached("SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = ?1")?
+        .prepare_cached(
+            "SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
+        )?
         .query_row(params![vid], |r| r.get(0))?;
     if let Some(lowest) = lowest_target.map(dec) {
         if target <= lowest {

@@ -62,7 +62,11 @@ pub enum DbError {
     #[error("slashing database writer has stopped")]
     WriterStopped,
     /// The database is bound to a different genesis validators root.
-    #[error("slashing database is bound to genesis_validators_root 0x{}, not 0x{}", hex::encode(bound), hex::encode(requested))]
+    #[error(
+        "slashing database is bound to genesis_validators_root 0x{}, not 0x{}",
+        hex::encode(bound),
+        hex::encode(requested)
+    )]
     GenesisValidatorsRootMismatch {
         /// Root the database is bound to.
         bound: [u8; 32],
@@ -291,7 +295,11 @@ pub enum ImportError {
         total: usize,
     },
     /// The file is for another chain than the one the database is bound to.
-    #[error("interchange genesis_validators_root 0x{} does not match this database's 0x{}", hex::encode(file), hex::encode(bound))]
+    #[error(
+        "interchange genesis_validators_root 0x{} does not match this database's 0x{}",
+        hex::encode(file),
+        hex::encode(bound)
+    )]
     WrongGenesisValidatorsRoot {
         /// Root the database is bound to.
         bound: [u8; 32],

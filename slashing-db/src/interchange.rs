@@ -278,9 +278,7 @@ impl<'de> Deserialize<'de> for BlocksFold {
                     fold.count += 1;
                     match u64_field(&b.slot) {
                         Ok(slot) => fold.max_slot = fold.max_slot.max(Some(slot)),
-                        Err(m) => fold
-                            .problems
-                            .push(|| format!("signed_blocks[{i}].slot"), m),
+                        Err(m) => fold.problems.push(|| format!("signed_blocks[{i}].slot"), m),
                     }
                     if let Err(m) = check_root(&b.signing_root) {
                         fold.problems
@@ -310,10 +308,7 @@ impl<'de> Deserialize<'de> for AttestationsFold {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array of signed attestations")
             }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<AttestationsFold, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<AttestationsFold, A::Error> {
                 let mut fold = AttestationsFold::default();
                 while let Some(att) = a.next_element::<RawAttestation<'de>>()? {
                     let i = fold.count;
@@ -365,9 +360,7 @@ impl<'de> Deserialize<'de> for ValidatorFold {
                     match key.as_ref() {
                         "pubkey" => pubkey = a.next_value()?,
                         "signed_blocks" => blocks = Some(a.next_value::<BlocksFold>()?),
-                        "signed_attestations" => {
-                            atts = Some(a.next_value::<AttestationsFold>()?)
-                        }
+                        "signed_attestations" => atts = Some(a.next_value::<AttestationsFold>()?),
                         _ => {
                             a.next_value::<IgnoredAny>()?;
                         }

@@ -11,10 +11,29 @@
 //!   transaction holding its record has committed (fsync'd). If anything fails, the whole
 //!   batch is rolled back and every request of it is answered with [`SignCheckError::Db`]
 //!   (fail closed); [`SlashingDb::health`] then reports `Down` until a later commit works.
-//! * Interchange (EIP-3076 v5) import minifies (see [`interchange`](crate::ExportFormat)
-//!   docs in the `interchange` module): it matches the test suite's `should_succeed`.
-//! * Rules: see the `checks` module. A signing root of all zeroes is treated as unknown
-//!   (null): never an exact repeat.
+//! * Interchange (EIP-3076 v5) import validates the whole file (every problem reported
+//!   with its JSON path), then MINIFIES, as Lighthouse does: per validator, all recorded
+//!   blocks are replaced by one synthetic block at `max(recorded, file)` slot and all
+//!   recorded attestations by one synthetic `(max source, max target)` attestation, both
+//!   with a null signing root, in ONE transaction. With the low-watermark checks
+//!   (`slot <= lowest`, `source < lowest source`, `target <= lowest target`) this refuses
+//!   everything at or below what the file or the database knew, so slashable or
+//!   contradictory data in a file cannot lead to a slashable signature, and re-importing
+//!   is idempotent. This is the test suite's "minimal" strategy (`should_succeed`). The
+//!   file is deserialised into per-validator maxima while it is parsed (no value tree, no
+//!   list of all records).
+//! * Rules (see [`Refusal`]): blocks are refused on a record at the same slot with a
+//!   different or null root, or `slot <= lowest recorded slot`; attestations on
+//!   `source > target`, a double vote (same target, different or null root), surrounding or
+//!   being surrounded, `source < lowest source`, `target <= lowest target`. An exact repeat
+//!   (same slot / same source and target, same non-null root) is allowed and records
+//!   nothing. A signing root of all zeroes is treated as unknown (null): never a repeat.
+//!   One database is bound to one `genesis_validators_root` (the first sign request or
+//!   import binds it, in its own transaction). A high watermark (kill switch) refuses
+//!   blocks at `slot >= watermark slot` and attestations with source or target
+//!   `>= watermark epoch`.
+//! * Blocking calls ([`SlashingDb::import_interchange`], exports, admin methods, the
+//!   `*_blocking` twins) block the calling thread: from async code use `spawn_blocking`.
 
 #![deny(missing_docs)]
 
@@ -134,13 +153,8 @@ impl Reply {
 }
 
 enum SignKind {
-    Block {
-        slot: u64,
-    },
-    Attestation {
-        source: u64,
-        target: u64,
-    },
+    Block { slot: u64 },
+    Attestation { source: u64, target: u64 },
 }
 
 struct SignOp {
@@ -286,17 +300,15 @@ impl Writer {
                     slot,
                     &op.root,
                 ),
-                SignKind::Attestation { source, target } => {
-                    checks::check_and_record_attestation(
-                        &tx,
-                        &mut self.cache,
-                        &op.gvr,
-                        &op.pubkey,
-                        source,
-                        target,
-                        &op.root,
-                    )
-                }
+                SignKind::Attestation { source, target } => checks::check_and_record_attestation(
+                    &tx,
+                    &mut self.cache,
+                    &op.gvr,
+                    &op.pubkey,
+                    source,
+                    target,
+                    &op.root,
+                ),
             };
             if let Some(o) = &self.observer {
                 o.check_latency(t0.elapsed());
@@ -670,12 +682,7 @@ impl SlashingDb {
     /// Current health (`Down` after a failed transaction until one succeeds, or when the
     /// writer thread has stopped).
     pub fn health(&self) -> Health {
-        if self
-            .inner
-            .thread
-            .as_ref()
-            .is_none_or(|t| t.is_finished())
-        {
+        if self.inner.thread.as_ref().is_none_or(|t| t.is_finished()) {
             return Health::Down {
                 reason: "slashing database writer has stopped".into(),
             };

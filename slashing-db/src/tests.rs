@@ -39,7 +39,10 @@ fn second_open_is_refused_cleanly() {
     let path = dir.path().join("db.sqlite");
     let err = SlashingDb::open(&path, OpenOptions::default()).expect_err("second open must fail");
     assert_eq!(err, DbError::InUse { path: path.clone() });
-    assert!(err.to_string().contains("is in use by another process"), "{err}");
+    assert!(
+        err.to_string().contains("is in use by another process"),
+        "{err}"
+    );
     // The first handle still works.
     db.check_and_record_block_blocking(GVR, pk(1), 2, r(2))
         .expect("sign");
@@ -96,7 +99,10 @@ fn block_rules() {
         .export_interchange(None, ExportFormat::Complete)
         .expect("export");
     let v: serde_json::Value = serde_json::from_slice(&export).expect("json");
-    assert_eq!(v["data"][0]["signed_blocks"].as_array().map(|a| a.len()), Some(4));
+    assert_eq!(
+        v["data"][0]["signed_blocks"].as_array().map(|a| a.len()),
+        Some(4)
+    );
 }
 
 #[test]
@@ -151,7 +157,8 @@ fn genesis_root_binding() {
         db.bind_genesis_validators_root([1; 32]),
         Err(DbError::GenesisValidatorsRootMismatch { .. })
     ));
-    db.bind_genesis_validators_root(GVR).expect("same root is fine");
+    db.bind_genesis_validators_root(GVR)
+        .expect("same root is fine");
 }
 
 #[test]
@@ -164,7 +171,10 @@ fn high_watermark_kill_switch_is_persisted() {
         reason(db.check_and_record_block_blocking(GVR, pk(1), 100, r(1))),
         "high_watermark"
     );
-    assert_eq!(reason(db.check_and_record_block_blocking(GVR, pk(1), 99, r(1))), "ok");
+    assert_eq!(
+        reason(db.check_and_record_block_blocking(GVR, pk(1), 99, r(1))),
+        "ok"
+    );
     // An exact repeat at/above the watermark is refused too.
     assert_eq!(
         reason(db.check_and_record_attestation_blocking(GVR, pk(1), 1, 3, r(1))),
@@ -174,7 +184,10 @@ fn high_watermark_kill_switch_is_persisted() {
         reason(db.check_and_record_attestation_blocking(GVR, pk(1), 3, 2, r(1))),
         "high_watermark"
     );
-    assert_eq!(reason(db.check_and_record_attestation_blocking(GVR, pk(1), 1, 2, r(1))), "ok");
+    assert_eq!(
+        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 1, 2, r(1))),
+        "ok"
+    );
     drop(db);
     let db = open(&dir);
     assert_eq!(
@@ -190,7 +203,10 @@ fn high_watermark_kill_switch_is_persisted() {
     );
     db.clear_high_watermark().expect("clear");
     assert_eq!(db.high_watermark().expect("hw"), None);
-    assert_eq!(reason(db.check_and_record_block_blocking(GVR, pk(1), 150, r(1))), "ok");
+    assert_eq!(
+        reason(db.check_and_record_block_blocking(GVR, pk(1), 150, r(1))),
+        "ok"
+    );
 }
 
 #[test]
@@ -227,7 +243,10 @@ fn prune_keeps_the_maximal_records() {
         .export_interchange(Some(&[pk(1)]), ExportFormat::Complete)
         .expect("export");
     let v: serde_json::Value = serde_json::from_slice(&export).expect("json");
-    let atts = v["data"][0]["signed_attestations"].as_array().cloned().unwrap_or_default();
+    let atts = v["data"][0]["signed_attestations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     // (99, 100) stays too: it holds the highest source.
     assert_eq!(atts.len(), 2);
     assert_eq!(atts[1]["target_epoch"], "101");
@@ -279,7 +298,10 @@ fn import_is_atomic_and_checks_the_genesis_root() {
     let err = db
         .import_interchange(&interchange(GVR, &good))
         .expect_err("wrong root");
-    assert!(matches!(err, ImportError::WrongGenesisValidatorsRoot { .. }));
+    assert!(matches!(
+        err,
+        ImportError::WrongGenesisValidatorsRoot { .. }
+    ));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
@@ -294,7 +316,10 @@ fn import_is_atomic_and_checks_the_genesis_root() {
         reason(db.check_and_record_block_blocking(GVR, pk(1), 10, r(1))),
         "double_block_proposal"
     );
-    assert_eq!(reason(db.check_and_record_block_blocking(GVR, pk(1), 11, r(1))), "ok");
+    assert_eq!(
+        reason(db.check_and_record_block_blocking(GVR, pk(1), 11, r(1))),
+        "ok"
+    );
     assert_eq!(
         reason(db.check_and_record_attestation_blocking(GVR, pk(1), 3, 5, r(1))),
         "ok"
@@ -333,9 +358,15 @@ fn export_minimal_and_complete_round_trip() {
     );
     let c: serde_json::Value = serde_json::from_slice(&complete).expect("json");
     assert_eq!(c["data"].as_array().map(|a| a.len()), Some(3));
-    assert_eq!(c["data"][2]["signed_attestations"].as_array().map(|a| a.len()), Some(4));
+    assert_eq!(
+        c["data"][2]["signed_attestations"]
+            .as_array()
+            .map(|a| a.len()),
+        Some(4)
+    );
     let dir2 = tempfile::tempdir().expect("tempdir");
-    let db2 = SlashingDb::open(&dir2.path().join("x.sqlite"), OpenOptions::default()).expect("open");
+    let db2 =
+        SlashingDb::open(&dir2.path().join("x.sqlite"), OpenOptions::default()).expect("open");
     db2.import_interchange(&complete).expect("import complete");
     db2.import_interchange(&minimal).expect("import minimal");
     assert_eq!(
@@ -368,8 +399,15 @@ fn db_failure_fails_closed_and_reports_down() {
             Err(e) => panic!("unexpected {e}"),
         }
     }
-    assert_eq!(failed, 1, "inserting 200 validators must overflow the page limit");
-    assert!(matches!(db.health(), Health::Down { .. }), "{:?}", db.health());
+    assert_eq!(
+        failed, 1,
+        "inserting 200 validators must overflow the page limit"
+    );
+    assert!(
+        matches!(db.health(), Health::Down { .. }),
+        "{:?}",
+        db.health()
+    );
     db.admin(|w| {
         w.conn
             .execute_batch("PRAGMA max_page_count = 1073741823")

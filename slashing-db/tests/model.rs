@@ -29,8 +29,17 @@ fn root(i: u8) -> [u8; 32] {
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Block { v: u8, slot: u64, root: u8 },
-    Att { v: u8, source: u64, target: u64, root: u8 },
+    Block {
+        v: u8,
+        slot: u64,
+        root: u8,
+    },
+    Att {
+        v: u8,
+        source: u64,
+        target: u64,
+        root: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,7 +77,12 @@ impl Model {
                 bs.push((slot, root));
                 true
             }
-            Op::Att { v, source, target, root } => {
+            Op::Att {
+                v,
+                source,
+                target,
+                root,
+            } => {
                 let atts = self.atts.entry(v).or_default();
                 if let Some(&(s, _, r)) = atts.iter().find(|a| a.1 == target) {
                     return r != 0 && r == root && s == source;
@@ -76,9 +90,9 @@ impl Model {
                 if source > target {
                     return false;
                 }
-                let surround = atts.iter().any(|&(s, t, _)| {
-                    (s < source && target < t) || (source < s && t < target)
-                });
+                let surround = atts
+                    .iter()
+                    .any(|&(s, t, _)| (s < source && target < t) || (source < s && t < target));
                 if surround {
                     return false;
                 }
@@ -146,10 +160,15 @@ fn records(db: &SlashingDb) -> Records {
 
 fn submit_blocking(db: &SlashingDb, op: Op) -> Result<(), SignCheckError> {
     match op {
-        Op::Block { v, slot, root: r } => db.check_and_record_block_blocking(GVR, pk(v), slot, root(r)),
-        Op::Att { v, source, target, root: r } => {
-            db.check_and_record_attestation_blocking(GVR, pk(v), source, target, root(r))
+        Op::Block { v, slot, root: r } => {
+            db.check_and_record_block_blocking(GVR, pk(v), slot, root(r))
         }
+        Op::Att {
+            v,
+            source,
+            target,
+            root: r,
+        } => db.check_and_record_attestation_blocking(GVR, pk(v), source, target, root(r)),
     }
 }
 
