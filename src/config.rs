@@ -283,7 +283,10 @@ impl ConfigArgs {
             c.metrics.listen = parse_addr("metrics.listen", listen)?;
             c.metrics.enabled = true;
         }
-        set(&mut c.metrics.web3signer_compat, &self.metrics_web3signer_compat);
+        set(
+            &mut c.metrics.web3signer_compat,
+            &self.metrics_web3signer_compat,
+        );
         set(&mut c.log.format, &self.log_format);
         set(&mut c.log.level, &self.log_level);
         Ok(())
@@ -366,7 +369,12 @@ impl Config {
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return Err(ConfigError::new(
                 "log.level",
                 format!("`{}` is not a valid log filter", self.log.level),

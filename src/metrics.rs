@@ -595,6 +595,21 @@ impl Metrics {
     }
 }
 
+/// The slashing database reports check latency, commit batches and refusals here.
+impl slashing_db::DbObserver for Metrics {
+    fn check_latency(&self, d: Duration) {
+        self.slashing_check_latency(d);
+    }
+
+    fn commit(&self, batch_size: usize, commit_time: Duration) {
+        self.slashing_commit(batch_size, commit_time);
+    }
+
+    fn refusal(&self, reason: &'static str) {
+        self.slashing_refusal(reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -989,20 +1004,5 @@ mod tests {
         assert_eq!(Outcome::SlashingRefused("r").reason(), "r");
         assert_eq!(Outcome::Signed.reason(), "");
         assert_eq!(KeyState::Failed.as_str(), "failed");
-    }
-}
-
-/// The slashing database reports check latency, commit batches and refusals here.
-impl slashing_db::DbObserver for Metrics {
-    fn check_latency(&self, d: Duration) {
-        self.slashing_check_latency(d);
-    }
-
-    fn commit(&self, batch_size: usize, commit_time: Duration) {
-        self.slashing_commit(batch_size, commit_time);
-    }
-
-    fn refusal(&self, reason: &'static str) {
-        self.slashing_refusal(reason);
     }
 }

@@ -17,7 +17,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("could not mark the process non-dumpable");
     }
     let network = config.network()?;
-    tracing::info!(network = network.name(), "starting keyguard {}", env!("CARGO_PKG_VERSION"));
+    tracing::info!(
+        network = network.name(),
+        "starting keyguard {}",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let metrics = Arc::new(
         crate::metrics::Metrics::new(config.metrics.web3signer_compat)

@@ -15,9 +15,9 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
         SlashingCommand::Import { file } => {
             let json = std::fs::read(&file)
                 .with_context(|| format!("cannot read interchange file {}", file.display()))?;
-            let summary = db
-                .import_interchange(&json)
-                .with_context(|| format!("import of {} failed; nothing was changed", file.display()))?;
+            let summary = db.import_interchange(&json).with_context(|| {
+                format!("import of {} failed; nothing was changed", file.display())
+            })?;
             println!(
                 "imported {}: {} validators ({} new), {} blocks and {} attestations in the file",
                 file.display(),
@@ -44,7 +44,11 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
         SlashingCommand::HighWatermark { action } => match action {
             HighWatermarkAction::Set { slot, epoch } => {
                 if slot.is_none() && epoch.is_none() {
-                    return Err(ConfigError::new("high-watermark set", "give --slot and/or --epoch").into());
+                    return Err(ConfigError::new(
+                        "high-watermark set",
+                        "give --slot and/or --epoch",
+                    )
+                    .into());
                 }
                 db.set_high_watermark(slot, epoch)?;
                 println!("high watermark set: slot {slot:?}, epoch {epoch:?}");
@@ -97,8 +101,9 @@ fn parse_pubkeys(values: &[String]) -> anyhow::Result<Option<Vec<[u8; 48]>>> {
     values
         .iter()
         .map(|v| {
-            crate::keys::parse_pubkey(v)
-                .ok_or_else(|| ConfigError::new("--pubkey", format!("`{v}` is not a 48-byte hex pubkey")).into())
+            crate::keys::parse_pubkey(v).ok_or_else(|| {
+                ConfigError::new("--pubkey", format!("`{v}` is not a 48-byte hex pubkey")).into()
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .map(Some)
@@ -112,8 +117,8 @@ fn write_output(file: &std::path::Path, json: &[u8]) -> anyhow::Result<()> {
         return Ok(());
     }
     let tmp = file.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(json)?;
     f.sync_all()?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;

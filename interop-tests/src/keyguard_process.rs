@@ -126,7 +126,10 @@ impl KeyguardProcess {
                 }
             }
             if Instant::now() > deadline {
-                bail!("keyguard did not answer {path} in time; log:\n{}", self.log());
+                bail!(
+                    "keyguard did not answer {path} in time; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -31,7 +31,12 @@ pub fn attestation(source_epoch: u64, target_epoch: u64, root_byte: u8) -> Strin
 }
 
 /// An `ATTESTATION` request whose committee `index` is given (pre-Electra committees).
-pub fn attestation_with_index(source_epoch: u64, target_epoch: u64, root_byte: u8, index: u64) -> String {
+pub fn attestation_with_index(
+    source_epoch: u64,
+    target_epoch: u64,
+    root_byte: u8,
+    index: u64,
+) -> String {
     attestation(source_epoch, target_epoch, root_byte).replacen(
         r#""index":"0""#,
         &format!(r#""index":"{index}""#),

@@ -14,7 +14,8 @@ fn verify(pubkey_hex: &str, root: &[u8; 32], sig_hex: &str) -> bool {
     let sig = hex::decode(sig_hex.trim_start_matches("0x")).unwrap();
     let pk = blst::min_pk::PublicKey::from_bytes(&pk).unwrap();
     let sig = blst::min_pk::Signature::from_bytes(&sig).unwrap();
-    sig.verify(true, root, keyguard::keys::BLS_DST, &[], &pk, true) == blst::BLST_ERROR::BLST_SUCCESS
+    sig.verify(true, root, keyguard::keys::BLS_DST, &[], &pk, true)
+        == blst::BLST_ERROR::BLST_SUCCESS
 }
 
 #[test]
@@ -22,7 +23,12 @@ fn dev_mode_serves_interop_keys_and_signs() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut kg = KeyguardProcess::start(
-        &["--config", "config/dev.toml", "--data-dir", data.to_str().unwrap()],
+        &[
+            "--config",
+            "config/dev.toml",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
         tmp.path(),
     )
     .unwrap();
@@ -55,12 +61,20 @@ fn dev_mode_serves_interop_keys_and_signs() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().unwrap();
-    assert!(verify(INTEROP_PUBKEY_0, &root, v["signature"].as_str().unwrap()));
+    assert!(verify(
+        INTEROP_PUBKEY_0,
+        &root,
+        v["signature"].as_str().unwrap()
+    ));
 
     // The slashing database was created in the data dir given on the command line.
     assert!(data.join("slashing-protection.sqlite").exists());
     let status = kg.terminate(Duration::from_secs(10)).unwrap();
-    assert!(status.success(), "clean exit on SIGTERM: {status}\n{}", kg.log());
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status}\n{}",
+        kg.log()
+    );
 }
 
 fn assert_config_error(args: &[&str], setting: &str) {
@@ -75,7 +89,11 @@ fn assert_config_error(args: &[&str], setting: &str) {
 fn bad_configuration_is_one_line_and_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:9000\"\nmax_body = 5\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:9000\"\nmax_body = 5\n",
+    )
+    .unwrap();
     assert_config_error(&["run", "--config", bad.to_str().unwrap()], "max_body");
     assert_config_error(&["run", "--listen", "not-an-address"], "server.listen");
     assert_config_error(&["run", "--network", "nonexistent-net"], "network");

@@ -81,8 +81,18 @@ async fn racing_conflicting_pairs_sign_exactly_one() {
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             for round in 1..=ROUNDS {
-                let a = send(&client, &url, &pk, requests::attestation(round - 1, round, 1));
-                let b = send(&client, &url, &pk, requests::attestation(round - 1, round, 2));
+                let a = send(
+                    &client,
+                    &url,
+                    &pk,
+                    requests::attestation(round - 1, round, 1),
+                );
+                let b = send(
+                    &client,
+                    &url,
+                    &pk,
+                    requests::attestation(round - 1, round, 2),
+                );
                 let c = send(&client, &url, &pk, requests::block_header(round, 1));
                 let d = send(&client, &url, &pk, requests::block_header(round, 2));
                 let (a, b, c, d) = tokio::join!(a, b, c, d);
@@ -97,7 +107,11 @@ async fn racing_conflicting_pairs_sign_exactly_one() {
             for pair in [atts, blocks] {
                 let mut statuses = [pair[0].unwrap(), pair[1].unwrap()];
                 statuses.sort();
-                assert_eq!(statuses, [200, 412], "round {round}: exactly one of a pair signed");
+                assert_eq!(
+                    statuses,
+                    [200, 412],
+                    "round {round}: exactly one of a pair signed"
+                );
                 pairs += 1;
             }
         }
@@ -150,9 +164,11 @@ async fn load(
             }
         };
         let body = match item {
-            Signed::Attestation { source, target, root } => {
-                requests::attestation(source, target, root)
-            }
+            Signed::Attestation {
+                source,
+                target,
+                root,
+            } => requests::attestation(source, target, root),
             Signed::Block { slot, root } => requests::block_header(slot, root),
         };
         match send(&client, &url, &pubkey, body).await {
@@ -169,11 +185,17 @@ fn slashable(a: &Signed, b: &Signed) -> bool {
             s1 == s2 && r1 != r2
         }
         (
-            Signed::Attestation { source: s1, target: t1, root: r1 },
-            Signed::Attestation { source: s2, target: t2, root: r2 },
-        ) => {
-            (t1 == t2 && r1 != r2) || (s1 < s2 && t2 < t1) || (s2 < s1 && t1 < t2)
-        }
+            Signed::Attestation {
+                source: s1,
+                target: t1,
+                root: r1,
+            },
+            Signed::Attestation {
+                source: s2,
+                target: t2,
+                root: r2,
+            },
+        ) => (t1 == t2 && r1 != r2) || (s1 < s2 && t2 < t1) || (s2 < s1 && t1 < t2),
         _ => false,
     }
 }
@@ -183,7 +205,9 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let signed: Arc<Mutex<Vec<(String, Signed)>>> = Arc::default();
-    let seed = Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
+    let seed = Instant::now().elapsed().as_nanos() as u64
+        ^ 0x9e37_79b9_7f4a_7c15
+        ^ std::process::id() as u64;
     println!("crash test seed {seed}");
     let mut rng = Rng(seed | 1);
     const RESTARTS: u64 = 20;
@@ -213,11 +237,16 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     }
 
     let signed = signed.lock().unwrap().clone();
-    assert!(signed.len() > 100, "the load produced signatures: {}", signed.len());
+    assert!(
+        signed.len() > 100,
+        "the load produced signatures: {}",
+        signed.len()
+    );
 
     // Every signature a client received has its record in the database.
-    let db = slashing_db::SlashingDb::open(&data.join("slashing-protection.sqlite"), Default::default())
-        .unwrap();
+    let db =
+        slashing_db::SlashingDb::open(&data.join("slashing-protection.sqlite"), Default::default())
+            .unwrap();
     let export = db
         .export_interchange(None, slashing_db::ExportFormat::Complete)
         .unwrap();
@@ -250,9 +279,14 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     }
     for (pk, item) in &signed {
         let (body, coords) = match *item {
-            Signed::Attestation { source, target, root } => {
-                (requests::attestation(source, target, root), (source, target, false))
-            }
+            Signed::Attestation {
+                source,
+                target,
+                root,
+            } => (
+                requests::attestation(source, target, root),
+                (source, target, false),
+            ),
             Signed::Block { slot, root } => (requests::block_header(slot, root), (slot, 0, true)),
         };
         let signing_root = keyguard::consensus::prepare(body.as_bytes(), &network)
@@ -273,7 +307,10 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     for (pk, items) in per_key {
         for (i, a) in items.iter().enumerate() {
             for b in &items[i + 1..] {
-                assert!(!slashable(a, b), "{pk} signed a slashable pair: {a:?} and {b:?}");
+                assert!(
+                    !slashable(a, b),
+                    "{pk} signed a slashable pair: {a:?} and {b:?}"
+                );
             }
         }
     }

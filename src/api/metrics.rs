@@ -17,7 +17,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     refresh_key_gauges(&state);
     match state.metrics.try_encode() {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
@@ -39,8 +42,16 @@ fn refresh_key_gauges(state: &AppState) {
     }
     let m = &state.metrics;
     for source in KeySource::ALL {
-        m.set_keys(source, KeyState::Loaded, loaded.get(&source).copied().unwrap_or(0));
-        m.set_keys(source, KeyState::Failed, failed.get(&source).copied().unwrap_or(0));
+        m.set_keys(
+            source,
+            KeyState::Loaded,
+            loaded.get(&source).copied().unwrap_or(0),
+        );
+        m.set_keys(
+            source,
+            KeyState::Failed,
+            failed.get(&source).copied().unwrap_or(0),
+        );
     }
     m.set_key_loading_progress(progress.loaded + progress.failed, progress.total);
 }

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::{error::ApiError, AppState};
 use crate::consensus::{self, PreparedRequest, RequestType, SlashingSubject};
-use crate::metrics::{Outcome, UNKNOWN_REQUEST_TYPE};
 use crate::keys::{self, PubkeyBytes, SignatureBytes, ValidatorKey};
+use crate::metrics::{Outcome, UNKNOWN_REQUEST_TYPE};
 
 /// The handler: turns the outcome into a response (signature or JSON error).
 pub async fn sign(
@@ -33,7 +33,9 @@ pub async fn sign(
         Ok(_) => Outcome::Signed,
         Err(err) => err.outcome(),
     };
-    state.metrics.observe_request(type_label, outcome, started.elapsed());
+    state
+        .metrics
+        .observe_request(type_label, outcome, started.elapsed());
     match result {
         Ok(signature) => signature_response(&headers, &signature),
         Err(err) => {
@@ -154,9 +156,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|item| item.split(';').next().unwrap_or("").trim())
-        .any(|media| {
-            media.eq_ignore_ascii_case("application/json") || media == "*/*"
-        })
+        .any(|media| media.eq_ignore_ascii_case("application/json") || media == "*/*")
 }
 
 /// One log line per refused request: slashing refusals at WARN (an operator must see
@@ -166,7 +166,9 @@ fn log_refusal(pubkey: &str, err: &ApiError) {
         // Logged where the refusal is decided, with the slot or epochs.
         ApiError::Refused { .. } => {}
         ApiError::Internal(message) => tracing::error!(%pubkey, %message, "not signed"),
-        other => tracing::info!(%pubkey, message = %other, status = other.status().as_u16(), "bad request"),
+        other => {
+            tracing::info!(%pubkey, message = %other, status = other.status().as_u16(), "bad request")
+        }
     }
 }
 
@@ -189,8 +191,13 @@ mod tests {
         assert!(!accepts_json(&with_accept(&["text/plain"])));
         assert!(accepts_json(&with_accept(&["application/json"])));
         assert!(accepts_json(&with_accept(&["*/*"])));
-        assert!(accepts_json(&with_accept(&["text/plain", "application/json"])));
-        assert!(accepts_json(&with_accept(&["text/plain, application/json; q=0.9"])));
+        assert!(accepts_json(&with_accept(&[
+            "text/plain",
+            "application/json"
+        ])));
+        assert!(accepts_json(&with_accept(&[
+            "text/plain, application/json; q=0.9"
+        ])));
         assert!(accepts_json(&with_accept(&["Application/JSON"])));
     }
 }

@@ -59,13 +59,18 @@ async fn call(
     prefix: Option<&str>,
     req: Request<Body>,
 ) -> (StatusCode, Option<String>, String) {
-    let resp = router(Arc::clone(&h.state), prefix).oneshot(req).await.unwrap();
+    let resp = router(Arc::clone(&h.state), prefix)
+        .oneshot(req)
+        .await
+        .unwrap();
     let status = resp.status();
     let ctype = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap().to_string());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, ctype, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
@@ -111,7 +116,14 @@ fn assert_valid_signature(h: &Harness, body: &str, sig_hex: &str) {
     let sig = blst::min_pk::Signature::from_bytes(&sig_bytes).unwrap();
     let pk_bytes = hex::decode(h.pubkey.trim_start_matches("0x")).unwrap();
     let pk = blst::min_pk::PublicKey::from_bytes(&pk_bytes).unwrap();
-    let res = sig.verify(true, &prepared.signing_root, crate::keys::BLS_DST, &[], &pk, true);
+    let res = sig.verify(
+        true,
+        &prepared.signing_root,
+        crate::keys::BLS_DST,
+        &[],
+        &pk,
+        true,
+    );
     assert_eq!(res, blst::BLST_ERROR::BLST_SUCCESS);
 }
 
@@ -137,8 +149,12 @@ async fn public_keys_lists_lowercase_hex() {
 async fn unknown_key_is_404_with_json_message() {
     let h = harness(false);
     let other = crate::keys::pubkey_hex(test_key(2).pubkey());
-    let (status, ctype, body) =
-        call(&h, None, post(&format!("/api/v1/eth2/sign/{other}"), randao_body(1), None)).await;
+    let (status, ctype, body) = call(
+        &h,
+        None,
+        post(&format!("/api/v1/eth2/sign/{other}"), randao_body(1), None),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(ctype.unwrap().starts_with("application/json"));
     assert!(message(&body).contains(&other));
@@ -220,7 +236,11 @@ async fn double_vote_refused_412_and_identical_resign_allowed() {
     assert_valid_signature(&h, &first, &sig1);
 
     let (status, _, sig2) = call(&h, None, post(&path, first, None)).await;
-    assert_eq!(status, StatusCode::OK, "identical re-sign must be allowed: {sig2}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "identical re-sign must be allowed: {sig2}"
+    );
     assert_eq!(sig1, sig2);
 
     let conflicting = attestation_body(1, 2, 8);

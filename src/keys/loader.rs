@@ -173,6 +173,9 @@ mod tests {
         let s = progress.snapshot();
         assert_eq!((s.total, s.loaded, s.failed, s.finished), (4, 2, 2, true));
         assert_eq!(table.len(), 2);
-        assert!(s.failures.iter().any(|f| f.origin == "bad" && f.error == "wrong password"));
+        assert!(s
+            .failures
+            .iter()
+            .any(|f| f.origin == "bad" && f.error == "wrong password"));
     }
 }

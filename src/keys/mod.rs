@@ -13,8 +13,8 @@ pub mod sources;
 mod table;
 pub mod web3signer;
 
-pub use secret::{HashedRoot, ValidatorKey};
 pub use loader::{LoadJob, LoadProgress};
+pub use secret::{HashedRoot, ValidatorKey};
 pub use table::{DuplicateKey, KeyTable};
 
 pub use interop::interop_secret;
@@ -94,7 +94,10 @@ pub fn pubkey_hex(pubkey: &PubkeyBytes) -> String {
 
 /// Parses a pubkey given with or without `0x`, in any case.
 pub fn parse_pubkey(s: &str) -> Option<PubkeyBytes> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     let mut out = [0u8; 48];
     hex::decode_to_slice(digits, &mut out).ok()?;
     Some(out)

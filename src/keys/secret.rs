@@ -185,15 +185,17 @@ mod tests {
         let other = *ValidatorKey::from_secret_bytes(&secret(8), KeySource::Keystore, "t")
             .unwrap()
             .pubkey();
-        let err = ValidatorKey::from_secret_bytes_checked(&secret(7), &other, KeySource::Keystore, "t")
-            .unwrap_err();
+        let err =
+            ValidatorKey::from_secret_bytes_checked(&secret(7), &other, KeySource::Keystore, "t")
+                .unwrap_err();
         assert!(matches!(err, KeyError::PubkeyMismatch { .. }));
     }
 
     #[test]
     fn sign_hashed_equals_sign() {
         for n in 1..20u8 {
-            let key = ValidatorKey::from_secret_bytes(&secret(n), KeySource::Keystore, "t").unwrap();
+            let key =
+                ValidatorKey::from_secret_bytes(&secret(n), KeySource::Keystore, "t").unwrap();
             let root = [n.wrapping_mul(37); 32];
             assert_eq!(key.sign(&root), key.sign_hashed(&HashedRoot::new(&root)));
         }

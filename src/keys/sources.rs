@@ -335,27 +335,31 @@ fn keystore_job(candidate: Candidate, passwords: &Passwords) -> Option<LoadJob> 
     };
 
     let job_origin = origin.clone();
-    Some(LoadJob::new(origin, move || {
-        let err = |msg: String| format!("keystore {job_origin}: {msg}");
-        let password = read_password_file(&password_file).map_err(|e| err(e.to_string()))?;
-        let secret = keystore
-            .decrypt(&password)
-            .map_err(|e| err(format!("{e} (password from {})", password_file.display())))?;
-        drop(password);
-        let key = match pubkey {
-            Some(pk) => ValidatorKey::from_secret_bytes_checked(
-                &secret,
-                &pk,
-                KeySource::Keystore,
-                job_origin.clone(),
-            ),
-            None => {
-                ValidatorKey::from_secret_bytes(&secret, KeySource::Keystore, job_origin.clone())
-            }
-        };
-        key.map_err(|e| err(e.to_string()))
-    })
-    .with_source(KeySource::Keystore))
+    Some(
+        LoadJob::new(origin, move || {
+            let err = |msg: String| format!("keystore {job_origin}: {msg}");
+            let password = read_password_file(&password_file).map_err(|e| err(e.to_string()))?;
+            let secret = keystore
+                .decrypt(&password)
+                .map_err(|e| err(format!("{e} (password from {})", password_file.display())))?;
+            drop(password);
+            let key = match pubkey {
+                Some(pk) => ValidatorKey::from_secret_bytes_checked(
+                    &secret,
+                    &pk,
+                    KeySource::Keystore,
+                    job_origin.clone(),
+                ),
+                None => ValidatorKey::from_secret_bytes(
+                    &secret,
+                    KeySource::Keystore,
+                    job_origin.clone(),
+                ),
+            };
+            key.map_err(|e| err(e.to_string()))
+        })
+        .with_source(KeySource::Keystore),
+    )
 }
 
 /// The job for one Web3Signer definition document.

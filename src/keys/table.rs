@@ -99,7 +99,10 @@ mod tests {
         let table = KeyTable::new();
         table.insert(key(1, "a.json")).unwrap();
         let err = table.insert(key(1, "b.json")).unwrap_err();
-        assert_eq!((err.first.as_str(), err.second.as_str()), ("a.json", "b.json"));
+        assert_eq!(
+            (err.first.as_str(), err.second.as_str()),
+            ("a.json", "b.json")
+        );
         assert_eq!(table.len(), 1);
     }
 

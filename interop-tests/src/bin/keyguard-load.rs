@@ -25,7 +25,10 @@ use clap::{Parser, Subcommand};
 use interop_tests::requests;
 
 #[derive(Parser)]
-#[command(name = "keyguard-load", about = "Load generator for keyguard's signing API")]
+#[command(
+    name = "keyguard-load",
+    about = "Load generator for keyguard's signing API"
+)]
 struct Args {
     /// Base URL of the signer.
     #[arg(long, default_value = "http://127.0.0.1:9000")]
@@ -217,7 +220,10 @@ impl Generator {
             } else {
                 requests::attestation_with_index(epoch - 1, epoch, 9, (v % 4) as u64)
             };
-            jobs.push(Job { pubkey: key(v), body });
+            jobs.push(Job {
+                pubkey: key(v),
+                body,
+            });
             jobs.push(Job {
                 pubkey: key(v),
                 body: requests::aggregation_slot(abs_slot),
@@ -289,7 +295,12 @@ async fn closed_loop(
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, gen, next) = (client.clone(), url.to_string(), Arc::clone(&gen), Arc::clone(&next));
+        let (client, url, gen, next) = (
+            client.clone(),
+            url.to_string(),
+            Arc::clone(&gen),
+            Arc::clone(&next),
+        );
         workers.spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
@@ -440,7 +451,10 @@ fn raw_blst_rate(seconds: f64) -> RawRate {
 fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mode = match &args.mode {
-        Mode::Closed { concurrency, requests } => format!("closed c={concurrency} n={requests}"),
+        Mode::Closed {
+            concurrency,
+            requests,
+        } => format!("closed c={concurrency} n={requests}"),
         Mode::Open { rate, seconds } => format!("open rate={rate}/s for {seconds}s"),
         Mode::Burst { size } => format!("burst of {size}"),
         Mode::Duties { slots } => format!("duties for {slots} slots"),
