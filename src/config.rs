@@ -188,64 +188,125 @@ impl ConfigError {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// TOML config file (see config/keyguard.toml for every setting).
-    #[arg(long, short = 'c', env = "KEYGUARD_CONFIG", value_name = "FILE")]
+    #[arg(
+        global = true,
+        long,
+        short = 'c',
+        env = "KEYGUARD_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Network: mainnet, sepolia, hoodi, holesky, gnosis, or a consensus-specs config.yaml.
-    #[arg(long, env = "KEYGUARD_NETWORK", value_name = "NAME|FILE")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_NETWORK",
+        value_name = "NAME|FILE"
+    )]
     pub network: Option<String>,
     /// Directory for keyguard's state (slashing database).
-    #[arg(long, env = "KEYGUARD_DATA_DIR", value_name = "DIR")]
+    #[arg(global = true, long, env = "KEYGUARD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Signing API listen address [server.listen].
-    #[arg(long, env = "KEYGUARD_LISTEN", value_name = "ADDR:PORT")]
+    #[arg(global = true, long, env = "KEYGUARD_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<String>,
     /// Also serve the API under this path prefix [server.http_path_prefix].
-    #[arg(long, env = "KEYGUARD_HTTP_PATH_PREFIX", value_name = "PATH")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_HTTP_PATH_PREFIX",
+        value_name = "PATH"
+    )]
     pub http_path_prefix: Option<String>,
     /// Largest request body in bytes [server.max_body_bytes].
-    #[arg(long, env = "KEYGUARD_MAX_BODY_BYTES", value_name = "BYTES")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_MAX_BODY_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_body_bytes: Option<usize>,
     /// BLS signing threads, 0 = one per core [server.signing_threads].
-    #[arg(long, env = "KEYGUARD_SIGNING_THREADS", value_name = "N")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_SIGNING_THREADS",
+        value_name = "N"
+    )]
     pub signing_threads: Option<usize>,
     /// Directory of EIP-2335 keystores [keys.keystores].
-    #[arg(long, env = "KEYGUARD_KEYSTORES", value_name = "DIR")]
+    #[arg(global = true, long, env = "KEYGUARD_KEYSTORES", value_name = "DIR")]
     pub keystores: Option<PathBuf>,
     /// Password directory or single password file [keys.passwords].
-    #[arg(long, env = "KEYGUARD_PASSWORDS", value_name = "DIR|FILE")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_PASSWORDS",
+        value_name = "DIR|FILE"
+    )]
     pub passwords: Option<PathBuf>,
     /// Directory of Web3Signer YAML key definitions [keys.key_definitions].
-    #[arg(long, env = "KEYGUARD_KEY_DEFINITIONS", value_name = "DIR")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_KEY_DEFINITIONS",
+        value_name = "DIR"
+    )]
     pub key_definitions: Option<PathBuf>,
     /// Directory of HSM-sealed keys [keys.sealed].
-    #[arg(long, env = "KEYGUARD_SEALED_KEYS", value_name = "DIR")]
+    #[arg(global = true, long, env = "KEYGUARD_SEALED_KEYS", value_name = "DIR")]
     pub sealed_keys: Option<PathBuf>,
     /// Load the first N PUBLIC interop test keys; devnets only [keys.interop_keys].
-    #[arg(long, env = "KEYGUARD_INTEROP_KEYS", value_name = "N")]
+    #[arg(global = true, long, env = "KEYGUARD_INTEROP_KEYS", value_name = "N")]
     pub interop_keys: Option<u64>,
     /// Enable or disable slashing protection [slashing.enabled].
-    #[arg(long, env = "KEYGUARD_SLASHING_PROTECTION", value_name = "BOOL")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_SLASHING_PROTECTION",
+        value_name = "BOOL"
+    )]
     pub slashing_protection: Option<bool>,
     /// Slashing database path [slashing.database].
-    #[arg(long, env = "KEYGUARD_SLASHING_DATABASE", value_name = "FILE")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_SLASHING_DATABASE",
+        value_name = "FILE"
+    )]
     pub slashing_database: Option<PathBuf>,
     /// Most operations per slashing-database transaction [slashing.max_batch].
-    #[arg(long, env = "KEYGUARD_SLASHING_MAX_BATCH", value_name = "N")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_SLASHING_MAX_BATCH",
+        value_name = "N"
+    )]
     pub slashing_max_batch: Option<usize>,
     /// Serve Prometheus metrics [metrics.enabled].
-    #[arg(long, env = "KEYGUARD_METRICS", value_name = "BOOL")]
+    #[arg(global = true, long, env = "KEYGUARD_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,
     /// Metrics listen address; implies --metrics true [metrics.listen].
-    #[arg(long, env = "KEYGUARD_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_METRICS_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
     pub metrics_listen: Option<String>,
     /// Also export Web3Signer's metric names [metrics.web3signer_compat].
-    #[arg(long, env = "KEYGUARD_METRICS_WEB3SIGNER_COMPAT", value_name = "BOOL")]
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_METRICS_WEB3SIGNER_COMPAT",
+        value_name = "BOOL"
+    )]
     pub metrics_web3signer_compat: Option<bool>,
     /// Log format [log.format].
-    #[arg(long, env = "KEYGUARD_LOG_FORMAT", value_enum)]
+    #[arg(global = true, long, env = "KEYGUARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Log filter, e.g. info or keyguard=debug [log.level].
-    #[arg(long, env = "KEYGUARD_LOG_LEVEL", value_name = "FILTER")]
+    #[arg(global = true, long, env = "KEYGUARD_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
 }
 
