@@ -155,17 +155,10 @@ fn setup() -> Option<SoftHsm> {
             }
         })
         .collect();
-    // softhsm2-util is slow-ish per token (it derives keys from the PINs); two threads.
-    std::thread::scope(|s| {
-        for chunk in tokens.chunks(POOL_SIZE.div_ceil(2)) {
-            let conf = &conf;
-            s.spawn(move || {
-                for t in chunk {
-                    init_token(conf, &t.label, &t.pin);
-                }
-            });
-        }
-    });
+    // One at a time: concurrent softhsm2-util runs race for the same free slot.
+    for t in &tokens {
+        init_token(&conf, &t.label, &t.pin);
+    }
     // Only now, before any test loads the module, point SoftHSM at the directory. Every
     // test calls `softhsm()` before touching the module, so nothing reads the variable
     // concurrently.

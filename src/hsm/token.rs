@@ -202,6 +202,11 @@ impl HsmSession {
     ///
     /// Does not require the KEK to exist (so `init_kek` can use it); call
     /// [`HsmSession::require_kek`] at start-up for a clear error when it is missing.
+    ///
+    /// Login state belongs to the process: a second `HsmSession` on a token this process
+    /// is already logged into shares that login, and the token does not check its PIN
+    /// again (PKCS#11 has no way to check a PIN without logging in, and `C_Logout` would
+    /// log the first session out). Keep one `HsmSession` per token per process.
     pub fn open(config: &HsmConfig) -> Result<Self, HsmError> {
         config.validate()?;
         // Read the PIN before touching the module: a missing PIN file is the likelier error.
