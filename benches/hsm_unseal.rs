@@ -36,19 +36,38 @@ fn setup() -> Option<Setup> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     // tmpfs if available: the bench measures unsealing, not the disk.
-    let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
-    let root = tempfile::Builder::new().prefix("kg-bench-").tempdir_in(base).expect("temp dir");
+    let base = if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let root = tempfile::Builder::new()
+        .prefix("kg-bench-")
+        .tempdir_in(base)
+        .expect("temp dir");
     let tokendir = root.path().join("tokens");
     std::fs::create_dir(&tokendir).expect("token dir");
     let conf = root.path().join("softhsm2.conf");
     std::fs::write(
         &conf,
-        format!("directories.tokendir = {}\nlog.level = ERROR\n", tokendir.display()),
+        format!(
+            "directories.tokendir = {}\nlog.level = ERROR\n",
+            tokendir.display()
+        ),
     )
     .expect("conf");
     let status = Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "bench", "--pin", "1234", "--so-pin", "5678"])
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
         .output()
         .expect("softhsm2-util");
     assert!(status.status.success(), "{status:?}");
@@ -66,7 +85,8 @@ fn setup() -> Option<Setup> {
         let mut secret = Zeroizing::new([0u8; 32]);
         secret[0] = 0x11;
         secret[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-        let key = ValidatorKey::from_secret_bytes(&secret, KeySource::Keystore, "bench").expect("key");
+        let key =
+            ValidatorKey::from_secret_bytes(&secret, KeySource::Keystore, "bench").expect("key");
         hsm::seal_key(&session, &key, &dir).expect("seal");
     });
     eprintln!("sealed {keys} keys in {:.2?}", t.elapsed());
@@ -109,7 +129,11 @@ fn bench(c: &mut Criterion) {
         let name = format!(
             "load_{}_sealed_keys_{}",
             s.keys,
-            if parallel { "per_thread_sessions" } else { "shared_session" }
+            if parallel {
+                "per_thread_sessions"
+            } else {
+                "shared_session"
+            }
         );
         group.bench_function(name, |b| b.iter(|| std::hint::black_box(load_all(&s))));
     }

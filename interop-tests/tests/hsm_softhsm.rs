@@ -88,7 +88,11 @@ fn missing_module_is_named() {
     cfg.pin_env = Some("PATH".into()); // any set variable: the PIN is read first
     let err = HsmSession::open(&cfg).unwrap_err();
     assert!(matches!(err, HsmError::ModuleNotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains("/nonexistent/lib/libvendor-pkcs11.so"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/lib/libvendor-pkcs11.so"),
+        "{err}"
+    );
 
     // A file that exists but is no PKCS#11 module.
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +101,10 @@ fn missing_module_is_named() {
     cfg.module = fake.clone();
     let err = HsmSession::open(&cfg).unwrap_err();
     assert!(matches!(err, HsmError::ModuleLoad { .. }), "{err:?}");
-    assert!(err.to_string().contains(&fake.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&fake.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,7 +144,11 @@ fn wrong_pin_and_bad_pin_sources_are_reported() {
     cfg.pin_file = None;
     cfg.pin_env = Some("KEYGUARD_TEST_PIN_THAT_IS_NOT_SET".into());
     let err = HsmSession::open(&cfg).unwrap_err();
-    assert!(err.to_string().contains("KEYGUARD_TEST_PIN_THAT_IS_NOT_SET"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("KEYGUARD_TEST_PIN_THAT_IS_NOT_SET"),
+        "{err}"
+    );
 
     // The right PIN still works (the failures did not lock the token).
     let session = open(&token.config());
@@ -175,7 +186,10 @@ fn missing_kek_is_reported_with_label_and_token() {
     let err = session.require_kek().unwrap_err();
     assert!(matches!(err, HsmError::KekMissing { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("keyguard-kek") && msg.contains(&token.label), "{msg}");
+    assert!(
+        msg.contains("keyguard-kek") && msg.contains(&token.label),
+        "{msg}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let err = hsm::generate_keys(&session, 1, 0, dir.path()).unwrap_err();
     assert!(matches!(err, HsmError::KekMissing { .. }), "{err:?}");
@@ -199,7 +213,8 @@ fn seal_load_sign_verify() {
     assert_eq!(mode, 0o600);
 
     // File format.
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(v["version"], 1);
     assert_eq!(v["format"], "keyguard-sealed-bls12381-v1");
     assert_eq!(v["pubkey"], format!("0x{}", hex::encode(key.pubkey())));
@@ -282,12 +297,18 @@ fn tampered_files_are_reported_and_skipped() {
     });
     // 2. The pubkey replaced by another key's, file renamed to match: only the AAD catches it.
     let swapped_src = sealed_path(dir.path(), &pks[1]);
-    let swapped = dir.path().join("0x".to_string() + &"ab".repeat(48) + ".sealed.json");
-    edit_json(&swapped_src, |v| v["pubkey"] = format!("0x{}", "ab".repeat(48)).into());
+    let swapped = dir
+        .path()
+        .join("0x".to_string() + &"ab".repeat(48) + ".sealed.json");
+    edit_json(&swapped_src, |v| {
+        v["pubkey"] = format!("0x{}", "ab".repeat(48)).into()
+    });
     std::fs::rename(&swapped_src, &swapped).unwrap();
     // 3. The pubkey edited in place: the name no longer matches.
     let edited = sealed_path(dir.path(), &pks[2]);
-    edit_json(&edited, |v| v["pubkey"] = format!("0x{}", "cd".repeat(48)).into());
+    edit_json(&edited, |v| {
+        v["pubkey"] = format!("0x{}", "cd".repeat(48)).into()
+    });
     // 4. Not JSON at all.
     let garbage = dir.path().join("0xgarbage.sealed.json");
     std::fs::write(&garbage, "{ not json").unwrap();
@@ -306,7 +327,10 @@ fn tampered_files_are_reported_and_skipped() {
     };
     for p in [&flipped, &swapped] {
         let e = failure(p);
-        assert!(e.contains("authentication failed") && e.contains(&p.display().to_string()), "{e}");
+        assert!(
+            e.contains("authentication failed") && e.contains(&p.display().to_string()),
+            "{e}"
+        );
     }
     let e = failure(&edited);
     assert!(e.contains("file name does not match"), "{e}");
@@ -324,7 +348,10 @@ fn file_sealed_under_another_kek_is_rejected() {
     let (pks, _) = generate(&hsm_a, 2, dir.path());
     let (_, progress) = load(&hsm_b, dir.path());
     assert_eq!((progress.loaded, progress.failed), (0, 2), "{progress:?}");
-    assert!(progress.failures.iter().all(|f| f.error.contains("different key-encryption key")));
+    assert!(progress
+        .failures
+        .iter()
+        .all(|f| f.error.contains("different key-encryption key")));
 
     // A file naming a KEK the token does not have.
     let other = sealed_path(dir.path(), &pks[0]);
@@ -333,7 +360,9 @@ fn file_sealed_under_another_kek_is_rejected() {
     assert_eq!((progress.loaded, progress.failed), (1, 1), "{progress:?}");
     let e = &progress.failures[0].error;
     assert!(
-        e.contains("kek-from-elsewhere") && e.contains(&other.display().to_string()) && e.contains("not found"),
+        e.contains("kek-from-elsewhere")
+            && e.contains(&other.display().to_string())
+            && e.contains("not found"),
         "{e}"
     );
 }
@@ -352,7 +381,10 @@ fn reseal_to_new_kek_then_load_with_new_kek_only() {
     hsm::create_kek(&session, "kek-2027").unwrap();
     // The old KEK cannot be destroyed while files use it.
     let err = hsm::destroy_kek(&session, "keyguard-kek", dir.path()).unwrap_err();
-    assert!(matches!(err, HsmError::KekInUse { count: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, HsmError::KekInUse { count: 4, .. }),
+        "{err:?}"
+    );
 
     let before: Vec<String> = hsm::sealed_files(dir.path())
         .unwrap()
@@ -365,9 +397,16 @@ fn reseal_to_new_kek_then_load_with_new_kek_only() {
         let new = std::fs::read_to_string(p).unwrap();
         assert_ne!(&new, old);
         assert!(new.contains("\"kek-2027\""));
-        assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "no leftovers");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        4,
+        "no leftovers"
+    );
     // Idempotent: a second run has nothing to do.
     let again = hsm::reseal_all(&session, dir.path(), "kek-2027").unwrap();
     assert_eq!((again.rotated.len(), again.already_current), (0, 4));
@@ -378,7 +417,10 @@ fn reseal_to_new_kek_then_load_with_new_kek_only() {
     cfg.kek_label = "kek-2027".into();
     let session = open(&cfg);
     let err = session.kek_protection("keyguard-kek").unwrap_err();
-    assert!(matches!(err, HsmError::KekMissing { .. }), "old KEK gone: {err:?}");
+    assert!(
+        matches!(err, HsmError::KekMissing { .. }),
+        "old KEK gone: {err:?}"
+    );
     let (table, progress) = load(&session, dir.path());
     assert_eq!((progress.loaded, progress.failed), (4, 0), "{progress:?}");
     assert_eq!(table.pubkeys(), pks);
@@ -400,13 +442,35 @@ fn interrupted_reseal_leaves_every_good_key_loadable() {
     });
     let err = hsm::reseal_all(&session, dir.path(), "kek-new").unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, HsmError::ResealIncomplete { rotated: 2, remaining: 3, .. }), "{err:?}");
-    assert!(msg.contains(&files[2].display().to_string()) && msg.contains("remain valid"), "{msg}");
+    assert!(
+        matches!(
+            err,
+            HsmError::ResealIncomplete {
+                rotated: 2,
+                remaining: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains(&files[2].display().to_string()) && msg.contains("remain valid"),
+        "{msg}"
+    );
     let labels: Vec<String> = files
         .iter()
         .map(|p| hsm::read_sealed_file(p).unwrap().kek_label)
         .collect();
-    assert_eq!(labels, ["kek-new", "kek-new", "keyguard-kek", "keyguard-kek", "keyguard-kek"]);
+    assert_eq!(
+        labels,
+        [
+            "kek-new",
+            "kek-new",
+            "keyguard-kek",
+            "keyguard-kek",
+            "keyguard-kek"
+        ]
+    );
     // Both KEKs present: everything but the corrupted file loads.
     let (_, progress) = load(&session, dir.path());
     assert_eq!((progress.loaded, progress.failed), (4, 1), "{progress:?}");
@@ -441,7 +505,9 @@ fn health_check_passes_on_a_live_token() {
 
 #[test]
 fn cli_commands_drive_the_whole_lifecycle() {
-    use keyguard::hsm::cli::{run_hsm_command, run_sealed_keys_command, HsmCommand, SealedKeysCommand};
+    use keyguard::hsm::cli::{
+        run_hsm_command, run_sealed_keys_command, HsmCommand, SealedKeysCommand,
+    };
     let _ = softhsm_or_skip!();
     let token = softhsm_or_panic().token();
     let cfg = token.config();
@@ -453,7 +519,11 @@ fn cli_commands_drive_the_whole_lifecycle() {
     run_hsm_command(HsmCommand::InitKek { label: None }, &cfg).unwrap();
     assert!(run_hsm_command(HsmCommand::InitKek { label: None }, &cfg).is_err());
     run_sealed_keys_command(
-        SealedKeysCommand::Generate { count: 2, start_index: 0, out: out.clone() },
+        SealedKeysCommand::Generate {
+            count: 2,
+            start_index: 0,
+            out: out.clone(),
+        },
         &cfg,
         no_keys,
     )
@@ -467,13 +537,30 @@ fn cli_commands_drive_the_whole_lifecycle() {
         .collect();
     let pk0 = *keys[0].pubkey();
     let out2 = dir.path().join("sealed2");
-    run_sealed_keys_command(SealedKeysCommand::Seal { out: out2.clone() }, &cfg, move || Ok(keys)).unwrap();
+    run_sealed_keys_command(
+        SealedKeysCommand::Seal { out: out2.clone() },
+        &cfg,
+        move || Ok(keys),
+    )
+    .unwrap();
     assert_eq!(hsm::sealed_files(&out2).unwrap().len(), 2);
 
-    run_hsm_command(HsmCommand::InitKek { label: Some("rotated".into()) }, &cfg).unwrap();
-    let reseal = |d: &Path| SealedKeysCommand::Reseal { new_kek: "rotated".into(), dir: d.to_path_buf() };
+    run_hsm_command(
+        HsmCommand::InitKek {
+            label: Some("rotated".into()),
+        },
+        &cfg,
+    )
+    .unwrap();
+    let reseal = |d: &Path| SealedKeysCommand::Reseal {
+        new_kek: "rotated".into(),
+        dir: d.to_path_buf(),
+    };
     run_sealed_keys_command(reseal(&out), &cfg, no_keys).unwrap();
-    let destroy_old = |d: &Path| HsmCommand::DestroyKek { label: "keyguard-kek".into(), dir: d.to_path_buf() };
+    let destroy_old = |d: &Path| HsmCommand::DestroyKek {
+        label: "keyguard-kek".into(),
+        dir: d.to_path_buf(),
+    };
     // out2 still uses the old KEK.
     let err = run_hsm_command(destroy_old(&out2), &cfg).unwrap_err();
     assert!(err.to_string().contains("reseal them first"), "{err}");
@@ -481,7 +568,10 @@ fn cli_commands_drive_the_whole_lifecycle() {
     run_hsm_command(destroy_old(&out2), &cfg).unwrap();
 
     run_sealed_keys_command(
-        SealedKeysCommand::Destroy { pubkey: hex::encode(pk0), dir: out.clone() },
+        SealedKeysCommand::Destroy {
+            pubkey: hex::encode(pk0),
+            dir: out.clone(),
+        },
         &cfg,
         no_keys,
     )
@@ -547,9 +637,15 @@ fn no_secret_appears_in_errors_or_debug_output() {
     assert!(shown.len() > 10);
     for text in &shown {
         for secret in &secrets {
-            assert!(!text.to_lowercase().contains(secret), "secret key leaked into: {text}");
+            assert!(
+                !text.to_lowercase().contains(secret),
+                "secret key leaked into: {text}"
+            );
             // Also the first 8 bytes alone, in case of partial dumps.
-            assert!(!text.to_lowercase().contains(&secret[..16]), "secret prefix leaked into: {text}");
+            assert!(
+                !text.to_lowercase().contains(&secret[..16]),
+                "secret prefix leaked into: {text}"
+            );
         }
         assert!(!text.contains(&token.pin), "PIN leaked into: {text}");
         assert!(!text.contains("wrong-pin"), "PIN leaked into: {text}");

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::{
-    create_kek, destroy_kek, destroy_sealed, generate_keys, init_kek, list_tokens,
-    reseal_all, seal_key, HsmConfig, HsmError, HsmSession,
+    create_kek, destroy_kek, destroy_sealed, generate_keys, init_kek, list_tokens, reseal_all,
+    seal_key, HsmConfig, HsmError, HsmSession,
 };
 use crate::keys::{parse_pubkey, pubkey_hex, ValidatorKey};
 
@@ -131,7 +131,11 @@ pub fn run_hsm_command(cmd: HsmCommand, cfg: &HsmConfig) -> anyhow::Result<()> {
                         t.serial,
                         t.manufacturer,
                         t.model,
-                        if t.user_pin_initialized { "" } else { "  (user PIN not set)" }
+                        if t.user_pin_initialized {
+                            ""
+                        } else {
+                            "  (user PIN not set)"
+                        }
                     );
                 } else {
                     println!("slot {:>10}  (uninitialised token)", t.slot_id);
@@ -172,7 +176,11 @@ pub fn run_sealed_keys_command(
                     }
                     Err(HsmError::AlreadySealed { path }) => {
                         skipped += 1;
-                        println!("skipped {} (already sealed: {})", pubkey_hex(key.pubkey()), path.display());
+                        println!(
+                            "skipped {} (already sealed: {})",
+                            pubkey_hex(key.pubkey()),
+                            path.display()
+                        );
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -190,7 +198,11 @@ pub fn run_sealed_keys_command(
             for pk in &pubkeys {
                 println!("{}", pubkey_hex(pk));
             }
-            println!("{} key(s) generated and sealed in {}", pubkeys.len(), out.display());
+            println!(
+                "{} key(s) generated and sealed in {}",
+                pubkeys.len(),
+                out.display()
+            );
         }
         SealedKeysCommand::Reseal { new_kek, dir } => {
             let hsm = HsmSession::open(cfg)?;
@@ -239,7 +251,11 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "generate", "--count", "3", "--out", "/d"]).unwrap();
         assert!(matches!(
             cli.keys,
-            SealedKeysCommand::Generate { count: 3, start_index: 0, .. }
+            SealedKeysCommand::Generate {
+                count: 3,
+                start_index: 0,
+                ..
+            }
         ));
     }
 }

@@ -73,7 +73,10 @@ impl HsmConfig {
     pub fn read_pin(&self) -> Result<Zeroizing<String>, HsmError> {
         self.validate()?;
         let (raw, from) = match (&self.pin_file, &self.pin_env) {
-            (Some(path), _) => (read_secret_file(path)?, format!("PIN file {}", path.display())),
+            (Some(path), _) => (
+                read_secret_file(path)?,
+                format!("PIN file {}", path.display()),
+            ),
             (None, Some(var)) => {
                 let value = std::env::var_os(var)
                     .ok_or_else(|| HsmError::PinEnvMissing { var: var.clone() })?;
@@ -132,7 +135,11 @@ mod tests {
     #[test]
     fn exactly_one_pin_source() {
         let mut cfg = HsmConfig::new("/x.so", "t");
-        assert!(cfg.validate().unwrap_err().to_string().contains("no PIN source"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no PIN source"));
         cfg.pin_env = Some("A".into());
         cfg.pin_file = Some("/p".into());
         assert!(cfg.validate().unwrap_err().to_string().contains("both"));

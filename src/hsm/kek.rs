@@ -49,7 +49,11 @@ pub fn create_kek(hsm: &HsmSession, label: &str) -> Result<(), HsmError> {
     ];
     hsm.with_main(|s| s.generate_key(&Mechanism::AesKeyGen, &template))
         .map_err(|source| hsm.p11("C_GenerateKey", source))?;
-    tracing::info!(kek = label, token = hsm.token_label(), "created key-encryption key");
+    tracing::info!(
+        kek = label,
+        token = hsm.token_label(),
+        "created key-encryption key"
+    );
     Ok(())
 }
 
@@ -72,6 +76,10 @@ pub fn destroy_kek(hsm: &HsmSession, label: &str, sealed_dir: &Path) -> Result<(
     hsm.with_main(|s| s.destroy_object(kek))
         .map_err(|source| hsm.p11("C_DestroyObject", source))?;
     hsm.forget_kek(label);
-    tracing::info!(kek = label, token = hsm.token_label(), "destroyed key-encryption key");
+    tracing::info!(
+        kek = label,
+        token = hsm.token_label(),
+        "destroyed key-encryption key"
+    );
     Ok(())
 }

@@ -27,9 +27,9 @@ pub use config::{HsmConfig, DEFAULT_KEK_LABEL};
 pub use error::HsmError;
 pub use kek::{create_kek, destroy_kek, init_kek};
 pub use sealed::{
-    destroy_sealed, generate_keys, generate_keys_with, list_sealed, read_sealed_file,
-    reseal_all, seal_key, sealed_file_name, sealed_files, sealed_load_jobs, unseal_file,
-    KeyCallbackError, ResealSummary, SealedFile, SEALED_FORMAT, SEALED_SUFFIX, SEALED_VERSION,
+    destroy_sealed, generate_keys, generate_keys_with, list_sealed, read_sealed_file, reseal_all,
+    seal_key, sealed_file_name, sealed_files, sealed_load_jobs, unseal_file, KeyCallbackError,
+    ResealSummary, SealedFile, SEALED_FORMAT, SEALED_SUFFIX, SEALED_VERSION,
 };
 pub use token::{finalize_modules, list_tokens, HsmSession, KekProtection, TokenSummary};
 
@@ -39,7 +39,17 @@ pub use token::{finalize_modules, list_tokens, HsmSession, KekProtection, TokenS
 pub fn harden_process() -> bool {
     let ok = crate::process::set_non_dumpable();
     if !ok {
-        tracing::warn!("could not mark the process non-dumpable; key material may end up in core dumps");
+        tracing::warn!(
+            "could not mark the process non-dumpable; key material may end up in core dumps"
+        );
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_can_be_hardened() {
+        assert!(super::harden_process());
+    }
 }

@@ -235,15 +235,21 @@ fn decrypt(
         .map_err(|e| DecryptError::Other("C_DecryptInit", e))?;
     let mut plain = match session.decrypt(&Mechanism::AesGcm(params), kek, &file.ciphertext) {
         Ok(p) => p,
-        // Modules differ in how they report a tag mismatch; these are the ones that mean
-        // "this ciphertext is not what was sealed" rather than a device problem.
+        // The specific codes for "this ciphertext is not what was sealed".
         Err(P11Error::Pkcs11(
-            RvError::EncryptedDataInvalid
-            | RvError::EncryptedDataLenRange
-            | RvError::FunctionFailed
-            | RvError::GeneralError,
+            RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange,
             _,
         )) => return Err(DecryptError::NotAuthentic),
+        // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR, other modules as
+        // CKR_FUNCTION_FAILED; both could also be a failing device. Tell them apart by
+        // whether the token still works.
+        Err(P11Error::Pkcs11(code @ (RvError::GeneralError | RvError::FunctionFailed), f)) => {
+            return Err(if session.generate_random_slice(&mut [0u8; 1]).is_ok() {
+                DecryptError::NotAuthentic
+            } else {
+                DecryptError::Other("C_Decrypt", P11Error::Pkcs11(code, f))
+            });
+        }
         Err(e) => return Err(DecryptError::Other("C_Decrypt", e)),
     };
     let mut secret = Zeroizing::new([0u8; 32]);
@@ -326,7 +332,13 @@ pub fn seal_key(hsm: &HsmSession, key: &ValidatorKey, out_dir: &Path) -> Result<
     if path.exists() {
         return Err(HsmError::AlreadySealed { path });
     }
-    let json = seal_to_json(hsm, hsm.kek_label(), key.pubkey(), &key.secret_bytes(), &path)?;
+    let json = seal_to_json(
+        hsm,
+        hsm.kek_label(),
+        key.pubkey(),
+        &key.secret_bytes(),
+        &path,
+    )?;
     write_atomic(out_dir, &path, json.as_bytes(), false)?;
     Ok(path)
 }
@@ -395,7 +407,11 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], overwrite: bool) -> Resul
     let result = (|| {
         let io = |op, p: &Path| {
             let p = p.to_path_buf();
-            move |source| HsmError::Io { op, path: p, source }
+            move |source| HsmError::Io {
+                op,
+                path: p,
+                source,
+            }
         };
         let mut f = OpenOptions::new()
             .write(true)
@@ -571,4 +587,83 @@ pub fn destroy_sealed(dir: &Path, pubkey: &PubkeyBytes) -> Result<(), HsmError> 
         }
     }
     fsync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(pubkey: &PubkeyBytes) -> SealedJson {
+        SealedJson {
+            version: SEALED_VERSION,
+            format: SEALED_FORMAT.into(),
+            pubkey: format!("0x{}", hex::encode(pubkey)),
+            kek_label: "k".into(),
+            iv: format!("0x{}", "11".repeat(IV_LEN)),
+            ciphertext: format!("0x{}", "22".repeat(CIPHERTEXT_LEN)),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, json: &SealedJson) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string(json).unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn parses_a_well_formed_file_and_checks_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let pk = [7u8; 48];
+        let name = sealed_file_name(&pk);
+        let f = read_sealed_file(&write(dir.path(), &name, &sample(&pk))).unwrap();
+        assert_eq!((f.pubkey, f.kek_label.as_str()), (pk, "k"));
+
+        let cases: Vec<(fn(&mut SealedJson), &str)> = vec![
+            (|j| j.version = 2, "version 2 is not supported"),
+            (|j| j.format = "other".into(), "format"),
+            (|j| j.iv = "0x00".into(), "iv: expected 12 bytes"),
+            (|j| j.ciphertext = j.ciphertext[2..].to_string(), "missing 0x"),
+            (|j| j.kek_label = String::new(), "kek_label is empty"),
+            (|j| j.pubkey = format!("0x{}", "08".repeat(48)), "file name does not match"),
+        ];
+        for (edit, expected) in cases {
+            let mut json = sample(&pk);
+            edit(&mut json);
+            let err = read_sealed_file(&write(dir.path(), &name, &json)).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+        }
+        std::fs::write(dir.path().join(&name), "{\"version\":1,\"extra\":true}").unwrap();
+        let err = read_sealed_file(&dir.path().join(&name)).unwrap_err();
+        assert!(err.to_string().contains("not a sealed key file"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_is_private_and_never_overwrites_unless_asked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.sealed.json");
+        write_atomic(dir.path(), &p, b"one", false).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches!(
+            write_atomic(dir.path(), &p, b"two", false),
+            Err(HsmError::AlreadySealed { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        write_atomic(dir.path(), &p, b"three", true).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        // No temporary file left behind, and listing ignores dot files.
+        std::fs::write(dir.path().join(".y.sealed.json.tmp-1-1"), b"").unwrap();
+        assert_eq!(sealed_files(dir.path()).unwrap(), vec![p]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn destroying_a_missing_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            destroy_sealed(dir.path(), &[1u8; 48]),
+            Err(HsmError::SealedNotFound { .. })
+        ));
+    }
 }

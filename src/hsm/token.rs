@@ -214,11 +214,13 @@ impl HsmSession {
         let ctx = context_for(&config.module)?;
         let slot = find_token(&ctx, &config.module, &config.token_label)?;
         let token = config.token_label.clone();
-        let session = ctx.open_rw_session(slot).map_err(|source| HsmError::Pkcs11 {
-            op: "C_OpenSession",
-            token: token.clone(),
-            source,
-        })?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|source| HsmError::Pkcs11 {
+                op: "C_OpenSession",
+                token: token.clone(),
+                source,
+            })?;
         // `pin` is zeroizing and sized exactly, so this moves without reallocating; the
         // binding's SecretString zeroizes on drop.
         let auth = AuthPin::from(pin.as_str());
@@ -299,7 +301,10 @@ impl HsmSession {
         let info = main
             .get_session_info()
             .map_err(|e| unavailable(e.to_string()))?;
-        if !matches!(info.session_state(), SessionState::RwUser | SessionState::RoUser) {
+        if !matches!(
+            info.session_state(),
+            SessionState::RwUser | SessionState::RoUser
+        ) {
             return Err(unavailable(format!(
                 "session is no longer logged in (state {:?})",
                 info.session_state()
