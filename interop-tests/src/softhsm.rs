@@ -24,8 +24,16 @@ pub const MODULE_CANDIDATES: &[&str] = &[
     "/usr/local/lib/softhsm/libsofthsm2.so",
 ];
 
-/// How many tokens the pool holds; raise it when tests need more.
+/// How many tokens the pool holds; raise it when tests need more. A test that runs a
+/// child process can lower it there with `KEYGUARD_SOFTHSM_POOL`.
 pub const POOL_SIZE: usize = 32;
+
+fn pool_size() -> usize {
+    std::env::var("KEYGUARD_SOFTHSM_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(POOL_SIZE)
+}
 
 /// The SoftHSM2 module path, if installed.
 pub fn module_path() -> Option<PathBuf> {
@@ -141,7 +149,7 @@ fn setup() -> Option<SoftHsm> {
     .expect("write softhsm2.conf");
 
     let pid = std::process::id();
-    let tokens: Vec<TestToken> = (0..POOL_SIZE)
+    let tokens: Vec<TestToken> = (0..pool_size())
         .map(|i| {
             let label = format!("kg-test-{pid}-{i:02}");
             let pin = format!("user-pin-{i:02}");

@@ -651,3 +651,56 @@ fn no_secret_appears_in_errors_or_debug_output() {
         assert!(!text.contains("wrong-pin"), "PIN leaked into: {text}");
     }
 }
+
+/// Deleting a token's files upsets the whole SoftHSM instance, so this runs in a child
+/// process of its own (this test binary, running only the ignored test below).
+#[test]
+fn health_check_fails_when_the_token_disappears() {
+    let _ = softhsm_or_skip!();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "token_removal_child", "--ignored", "--nocapture"])
+        .env("KEYGUARD_HSM_REMOVAL_CHILD", "1")
+        .env("KEYGUARD_SOFTHSM_POOL", "1")
+        .env_remove("SOFTHSM2_CONF")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{log}");
+    assert!(log.contains("1 passed"), "child ran no test:\n{log}");
+}
+
+#[test]
+#[ignore = "run by health_check_fails_when_the_token_disappears in a child process"]
+fn token_removal_child() {
+    if std::env::var_os("KEYGUARD_HSM_REMOVAL_CHILD").is_none() {
+        return;
+    }
+    let sh = softhsm_or_skip!();
+    let (token, session) = token_with_kek();
+    session.check_alive().expect("alive");
+    // SoftHSM's closest thing to pulling the HSM: delete the token's directory.
+    let mut removed = 0;
+    for entry in std::fs::read_dir(sh.root().join("tokens")).unwrap() {
+        let dir = entry.unwrap().path();
+        let object = std::fs::read(dir.join("token.object")).unwrap_or_default();
+        if object
+            .windows(token.label.len())
+            .any(|w| w == token.label.as_bytes())
+        {
+            std::fs::remove_dir_all(&dir).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "token directory not found");
+    let err = session.check_alive().unwrap_err();
+    assert!(matches!(err, HsmError::Unavailable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&token.label) && msg.contains("libsofthsm2.so"),
+        "{msg}"
+    );
+}

@@ -190,13 +190,18 @@ fn aad(pubkey: &PubkeyBytes) -> Vec<u8> {
     aad
 }
 
+/// An IV and the ciphertext ‖ tag it produced.
+type SealedBlob = ([u8; IV_LEN], [u8; CIPHERTEXT_LEN]);
+/// A failed PKCS#11 call: the function, and the binding's error.
+type P11Failure = (&'static str, P11Error);
+
 /// Encrypts a secret under `kek` inside the HSM. Returns (IV, ciphertext ‖ tag).
 fn encrypt(
     session: &Session,
     kek: ObjectHandle,
     pubkey: &PubkeyBytes,
     secret: &Zeroizing<[u8; 32]>,
-) -> Result<([u8; IV_LEN], [u8; CIPHERTEXT_LEN]), (&'static str, P11Error)> {
+) -> Result<SealedBlob, P11Failure> {
     let mut iv = [0u8; IV_LEN];
     session
         .generate_random_slice(&mut iv)
@@ -618,13 +623,20 @@ mod tests {
         let f = read_sealed_file(&write(dir.path(), &name, &sample(&pk))).unwrap();
         assert_eq!((f.pubkey, f.kek_label.as_str()), (pk, "k"));
 
-        let cases: Vec<(fn(&mut SealedJson), &str)> = vec![
+        type Edit = fn(&mut SealedJson);
+        let cases: Vec<(Edit, &str)> = vec![
             (|j| j.version = 2, "version 2 is not supported"),
             (|j| j.format = "other".into(), "format"),
             (|j| j.iv = "0x00".into(), "iv: expected 12 bytes"),
-            (|j| j.ciphertext = j.ciphertext[2..].to_string(), "missing 0x"),
+            (
+                |j| j.ciphertext = j.ciphertext[2..].to_string(),
+                "missing 0x",
+            ),
             (|j| j.kek_label = String::new(), "kek_label is empty"),
-            (|j| j.pubkey = format!("0x{}", "08".repeat(48)), "file name does not match"),
+            (
+                |j| j.pubkey = format!("0x{}", "08".repeat(48)),
+                "file name does not match",
+            ),
         ];
         for (edit, expected) in cases {
             let mut json = sample(&pk);

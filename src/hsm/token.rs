@@ -105,7 +105,14 @@ pub fn list_tokens(module: &Path) -> Result<Vec<TokenSummary>, HsmError> {
     let slots = ctx.get_slots_with_token().map_err(err("C_GetSlotList"))?;
     let mut out = Vec::with_capacity(slots.len());
     for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(err("C_GetTokenInfo"))?;
+        let info = match ctx.get_token_info(slot) {
+            Ok(info) => info,
+            Err(e) => {
+                // Listed as unusable rather than failing the whole listing.
+                tracing::warn!(slot = slot.id(), error = %e, "C_GetTokenInfo failed");
+                continue;
+            }
+        };
         out.push(TokenSummary {
             slot_id: slot.id(),
             label: info.label().trim_end().to_string(),
@@ -131,7 +138,10 @@ fn find_token(ctx: &Pkcs11, module: &Path, label: &str) -> Result<Slot, HsmError
     let mut found = Vec::new();
     let mut available = Vec::new();
     for slot in ctx.get_slots_with_token().map_err(err("C_GetSlotList"))? {
-        let info = ctx.get_token_info(slot).map_err(err("C_GetTokenInfo"))?;
+        // A broken slot (token pulled, device error) must not hide the others.
+        let Ok(info) = ctx.get_token_info(slot) else {
+            continue;
+        };
         if !info.token_initialized() {
             continue;
         }
