@@ -120,19 +120,22 @@ fn setup() -> Option<SoftHsm> {
                  install the Debian package softhsm2"
             );
         }
-        eprintln!();
-        eprintln!("################################################################");
-        eprintln!("# SKIPPING HSM TESTS: SoftHSM2 is not installed.               #");
-        eprintln!("# Install it with: apt-get install -y softhsm2                  #");
-        eprintln!("# (under CI=true these tests fail instead of skipping)          #");
-        eprintln!("################################################################");
-        eprintln!();
+        // Written to the stderr handle directly: libtest captures `eprintln!` of passing
+        // tests, and this must be seen.
+        let banner = "\n\
+            ################################################################\n\
+            # SKIPPING HSM TESTS: SoftHSM2 is not installed.               #\n\
+            # Install it with: apt-get install -y softhsm2                 #\n\
+            # (under CI=true these tests fail instead of skipping)         #\n\
+            ################################################################\n\n";
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), banner.as_bytes());
         return None;
     };
-    // Kept (not deleted on drop): statics are never dropped, and the tests' processes
-    // end right after. It lives in the system temp dir, a few hundred KiB.
+    // Kept (statics are never dropped); the directories of earlier test processes that
+    // have exited are removed here instead.
+    remove_stale_dirs();
     let root = tempfile::Builder::new()
-        .prefix("keyguard-softhsm-")
+        .prefix(&format!("keyguard-softhsm-{}-", std::process::id()))
         .tempdir()
         .expect("create temp dir")
         .keep();
@@ -178,6 +181,28 @@ fn setup() -> Option<SoftHsm> {
         free: Mutex::new(tokens),
         labels,
     })
+}
+
+/// Removes `keyguard-softhsm-<pid>-*` directories whose process no longer runs.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("keyguard-softhsm-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn init_token(conf: &Path, label: &str, pin: &str) {
