@@ -38,6 +38,25 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Set up the HSM: create the key-encryption key, list tokens, destroy a retired KEK.
+    Hsm {
+        /// The HSM command.
+        #[command(subcommand)]
+        command: crate::hsm::cli::HsmCommand,
+        /// Configuration (file, flags and KEYGUARD_* variables).
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Manage validator keys: list them, seal keystores under the HSM, generate sealed keys,
+    /// rotate the KEK, destroy a sealed key.
+    Keys {
+        /// The keys command.
+        #[command(subcommand)]
+        command: crate::keys_cli::KeysCommand,
+        /// Configuration (file, flags and KEYGUARD_* variables).
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 /// `keyguard slashing ...`. Run these while `keyguard run` is stopped: the database is
@@ -132,6 +151,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&config);
             crate::slashing_cli::run(command, &config)
         }
+        Command::Hsm { command, config } => {
+            let config = config.load()?;
+            init_logging(&config);
+            crate::keys_cli::run_hsm(command, &config)
+        }
+        Command::Keys { command, config } => {
+            let config = config.load()?;
+            init_logging(&config);
+            crate::keys_cli::run_keys(command, &config)
+        }
     }
 }
 
@@ -155,5 +184,39 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flags_may_follow_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "keyguard",
+            "slashing",
+            "export",
+            "out.json",
+            "--data-dir",
+            "x",
+            "--minimal",
+        ])
+        .unwrap();
+        let Command::Slashing { config, .. } = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(config.data_dir, Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn keys_seal_takes_key_source_flags() {
+        Cli::try_parse_from([
+            "keyguard",
+            "keys",
+            "seal",
+            "--keystores",
+            "ks",
+            "--passwords",
+            "pw",
+            "--out",
+            "sealed",
+        ])
+        .unwrap();
     }
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The PKCS#11 token holding the key-encryption key of sealed keys.
+    pub hsm: Option<crate::hsm::HsmConfig>,
 }
 
 /// `[server]`: the signing API.
@@ -118,6 +120,7 @@ impl Default for Config {
             slashing: SlashingConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            hsm: None,
         }
     }
 }
@@ -308,6 +311,36 @@ pub struct ConfigArgs {
     /// Log filter, e.g. info or keyguard=debug [log.level].
     #[arg(global = true, long, env = "KEYGUARD_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// PKCS#11 module of the HSM, e.g. /usr/lib/softhsm/libsofthsm2.so [hsm.module].
+    #[arg(global = true, long, env = "KEYGUARD_HSM_MODULE", value_name = "FILE")]
+    pub hsm_module: Option<PathBuf>,
+    /// Label of the HSM token; tokens are selected by label [hsm.token_label].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_HSM_TOKEN_LABEL",
+        value_name = "LABEL"
+    )]
+    pub hsm_token_label: Option<String>,
+    /// File holding the token's user PIN; the PIN itself is never a flag [hsm.pin_file].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_HSM_PIN_FILE",
+        value_name = "FILE"
+    )]
+    pub hsm_pin_file: Option<PathBuf>,
+    /// Name of the environment variable holding the user PIN [hsm.pin_env].
+    #[arg(global = true, long, env = "KEYGUARD_HSM_PIN_ENV", value_name = "VAR")]
+    pub hsm_pin_env: Option<String>,
+    /// Label of the key-encryption key in the token [hsm.kek_label].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_HSM_KEK_LABEL",
+        value_name = "LABEL"
+    )]
+    pub hsm_kek_label: Option<String>,
 }
 
 impl ConfigArgs {
@@ -350,6 +383,46 @@ impl ConfigArgs {
         );
         set(&mut c.log.format, &self.log_format);
         set(&mut c.log.level, &self.log_level);
+        self.apply_hsm(c)
+    }
+
+    /// HSM flags complete or create the `[hsm]` section; a new one needs module and label.
+    fn apply_hsm(&self, c: &mut Config) -> Result<(), ConfigError> {
+        let any = self.hsm_module.is_some()
+            || self.hsm_token_label.is_some()
+            || self.hsm_pin_file.is_some()
+            || self.hsm_pin_env.is_some()
+            || self.hsm_kek_label.is_some();
+        if !any {
+            return Ok(());
+        }
+        let mut hsm = match c.hsm.take() {
+            Some(hsm) => hsm,
+            None => {
+                let module = self.hsm_module.clone().ok_or_else(|| {
+                    ConfigError::new("hsm.module", "HSM settings were given without the module")
+                })?;
+                let label = self.hsm_token_label.clone().ok_or_else(|| {
+                    ConfigError::new(
+                        "hsm.token_label",
+                        "HSM settings were given without the token label",
+                    )
+                })?;
+                crate::hsm::HsmConfig::new(module, label)
+            }
+        };
+        set(&mut hsm.module, &self.hsm_module);
+        set(&mut hsm.token_label, &self.hsm_token_label);
+        if self.hsm_pin_file.is_some() {
+            hsm.pin_file = self.hsm_pin_file.clone();
+            hsm.pin_env = None;
+        }
+        if self.hsm_pin_env.is_some() {
+            hsm.pin_env = self.hsm_pin_env.clone();
+            hsm.pin_file = None;
+        }
+        set(&mut hsm.kek_label, &self.hsm_kek_label);
+        c.hsm = Some(hsm);
         Ok(())
     }
 }
@@ -395,6 +468,16 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("slashing-protection.sqlite"))
     }
 
+    /// The `[hsm]` section, or a config error naming it.
+    pub fn require_hsm(&self) -> Result<&crate::hsm::HsmConfig, ConfigError> {
+        self.hsm.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "hsm",
+                "this needs an HSM: set [hsm] in the config or --hsm-module and --hsm-token-label",
+            )
+        })
+    }
+
     /// Checks cross-setting rules that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let network = self.network()?;
@@ -420,6 +503,16 @@ impl Config {
                     format!("`{prefix}` must start with `/`"),
                 ));
             }
+        }
+        if self.keys.sealed.is_some() && self.hsm.is_none() {
+            return Err(ConfigError::new(
+                "keys.sealed",
+                "sealed keys need an [hsm] section (module, token_label, pin_file or pin_env)",
+            ));
+        }
+        if let Some(hsm) = &self.hsm {
+            hsm.validate()
+                .map_err(|e| ConfigError::new("hsm", e.to_string()))?;
         }
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new(

@@ -9,6 +9,7 @@ pub mod config;
 pub mod consensus;
 pub mod hsm;
 pub mod keys;
+pub mod keys_cli;
 pub mod metrics;
 pub mod process;
 pub mod server;

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::hsm::HsmSession;
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
 use crate::signing::SigningPool;
 
@@ -30,7 +31,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
-    let jobs = key_jobs(&config)?;
+    let (mut jobs, hsm) = key_jobs(&config)?;
+    jobs.shrink_to_fit();
     spawn_key_loading(jobs, Arc::clone(&keys), Arc::clone(&key_progress));
 
     let state = Arc::new(AppState {
@@ -43,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_metrics(Arc::clone(&metrics)),
         max_body_bytes: config.server.max_body_bytes,
         metrics,
+        hsm,
     });
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;
@@ -101,9 +104,11 @@ fn open_slashing_db(
     Ok(Some(db))
 }
 
-/// Every key-loading job of every configured source. A source that cannot be read at all
-/// is a start-up error; a key that fails is counted and reported by `/healthcheck`.
-fn key_jobs(config: &Config) -> anyhow::Result<Vec<LoadJob>> {
+/// Every key-loading job of every configured source, and the HSM session when sealed keys
+/// are configured (kept open for the life of the process). A source that cannot be read
+/// at all, or an HSM that cannot be opened, is a start-up error; a key that fails is
+/// counted and reported by `/healthcheck`.
+pub fn key_jobs(config: &Config) -> anyhow::Result<(Vec<LoadJob>, Option<Arc<HsmSession>>)> {
     let k = &config.keys;
     let sources = keys::KeySourcesConfig {
         keystores: k.keystores.clone(),
@@ -111,11 +116,19 @@ fn key_jobs(config: &Config) -> anyhow::Result<Vec<LoadJob>> {
         key_definitions: k.key_definitions.clone(),
         interop_keys: k.interop_keys,
     };
-    let jobs = keys::load_jobs(&sources).context("cannot read the configured key sources")?;
-    if k.sealed.is_some() {
-        anyhow::bail!("keys.sealed needs the HSM backend, which this build does not include yet");
-    }
-    Ok(jobs)
+    let mut jobs = keys::load_jobs(&sources).context("cannot read the configured key sources")?;
+    let Some(sealed_dir) = &k.sealed else {
+        return Ok((jobs, None));
+    };
+    let hsm_config = config.require_hsm()?;
+    let hsm = Arc::new(HsmSession::open(hsm_config).context("cannot open the HSM")?);
+    hsm.require_kek()
+        .context("the HSM has no key-encryption key")?;
+    jobs.extend(
+        crate::hsm::sealed_load_jobs(Arc::clone(&hsm), sealed_dir)
+            .with_context(|| format!("cannot read sealed keys in {}", sealed_dir.display()))?,
+    );
+    Ok((jobs, Some(hsm)))
 }
 
 /// Loads keys on a background thread (in parallel across cores) while the server runs.

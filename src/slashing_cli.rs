@@ -109,19 +109,24 @@ fn parse_pubkeys(values: &[String]) -> anyhow::Result<Option<Vec<[u8; 48]>>> {
         .map(Some)
 }
 
-/// Writes atomically (temp file, fsync, rename) so an interrupted export never leaves a
-/// truncated file that looks valid.
 fn write_output(file: &std::path::Path, json: &[u8]) -> anyhow::Result<()> {
     if file.as_os_str() == "-" {
         std::io::stdout().write_all(json)?;
         return Ok(());
     }
+    write_atomically(file, json)?;
+    eprintln!("exported to {}", file.display());
+    Ok(())
+}
+
+/// Writes atomically (temp file, fsync, rename) so an interrupted export never leaves a
+/// truncated file that looks valid.
+pub fn write_atomically(file: &std::path::Path, json: &[u8]) -> anyhow::Result<()> {
     let tmp = file.with_extension("tmp");
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(json)?;
     f.sync_all()?;
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
-    eprintln!("exported to {}", file.display());
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod keyguard_process;
 pub mod requests;
+pub mod softhsm;
 
 use std::path::PathBuf;
 

@@ -35,7 +35,10 @@ impl Check {
 /// `GET /healthcheck`: 200 when every check is UP; 503 while keys load or when any check is
 /// DOWN (a key failed to load, the database is unusable, the HSM is unreachable).
 pub async fn healthcheck(State(state): State<Arc<AppState>>) -> Response {
-    let checks = vec![keys_check(&state), slashing_check(&state)];
+    let mut checks = vec![keys_check(&state), slashing_check(&state)];
+    if let Some(hsm) = &state.hsm {
+        checks.push(hsm_check(hsm));
+    }
     let up = checks.iter().all(Check::is_up);
     let status = if up { "UP" } else { "DOWN" };
     let code = if up {
@@ -82,6 +85,23 @@ fn slashing_check(state: &AppState) -> Check {
             status: "DOWN",
             data: serde_json::json!({ "enabled": true, "reason": reason }),
         },
+    }
+}
+
+/// Sealed keys are already in memory, so a lost HSM does not stop signing; it is reported
+/// DOWN because keys can no longer be loaded or rotated until it is back.
+fn hsm_check(hsm: &crate::hsm::HsmSession) -> Check {
+    let (status, data) = match hsm.check_alive() {
+        Ok(()) => ("UP", serde_json::json!({ "token": hsm.token_label() })),
+        Err(e) => (
+            "DOWN",
+            serde_json::json!({ "token": hsm.token_label(), "reason": e.to_string() }),
+        ),
+    };
+    Check {
+        id: "hsm-check",
+        status,
+        data,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Prometheus metrics, recorded on every request.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The HSM session sealed keys were loaded through; checked by `/healthcheck`.
+    pub hsm: Option<Arc<crate::hsm::HsmSession>>,
 }
 
 /// The signing API router, with routes at `/` and, if given, under `prefix`.

@@ -46,6 +46,7 @@ fn harness(with_db: bool) -> Harness {
         signer: SigningPool::new(1).unwrap(),
         max_body_bytes: 4096,
         metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
+        hsm: None,
     });
     Harness {
         state,
@@ -278,6 +279,7 @@ async fn healthcheck_is_503_while_loading() {
         signer: SigningPool::new(1).unwrap(),
         max_body_bytes: 4096,
         metrics: Arc::clone(&h.state.metrics),
+        hsm: None,
     });
     let loading = Harness {
         state,

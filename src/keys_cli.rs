@@ -1,0 +1,145 @@
+//! `keyguard keys ...` and `keyguard hsm ...`: key listing and the sealed-key lifecycle.
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::hsm::cli::{run_hsm_command, run_sealed_keys_command, HsmCommand, SealedKeysCommand};
+use crate::keys::{self, KeyTable, LoadProgress, ValidatorKey};
+
+/// `keyguard keys ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Load every configured key source as `keyguard run` would, and list each key with its
+    /// source and state (loaded, or the reason it failed). Needs the HSM for sealed keys.
+    List,
+    /// Sealed-key lifecycle (needs the HSM).
+    #[command(flatten)]
+    Sealed(SealedKeysCommand),
+}
+
+/// Runs `keyguard hsm ...`.
+pub fn run_hsm(command: HsmCommand, config: &Config) -> anyhow::Result<()> {
+    run_hsm_command(command, config.require_hsm()?)
+}
+
+/// Runs `keyguard keys ...`.
+pub fn run_keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::List => list(config),
+        KeysCommand::Sealed(SealedKeysCommand::Destroy { pubkey, dir }) => {
+            export_history_before_destroy(config, &pubkey)?;
+            let cmd = SealedKeysCommand::Destroy { pubkey, dir };
+            run_sealed_keys_command(cmd, config.require_hsm()?, || Ok(Vec::new()))
+        }
+        KeysCommand::Sealed(cmd) => {
+            run_sealed_keys_command(cmd, config.require_hsm()?, || keys_to_seal(config))
+        }
+    }
+}
+
+fn list(config: &Config) -> anyhow::Result<()> {
+    let (jobs, _hsm) = crate::server::key_jobs(config)?;
+    let table = KeyTable::new();
+    let progress = LoadProgress::new();
+    progress.add_total(jobs.len());
+    keys::loader::run_jobs(jobs, &table, &progress);
+    for key in table.keys() {
+        println!(
+            "{}  {:<20} loaded  {}",
+            keys::pubkey_hex(key.pubkey()),
+            key.source().as_str(),
+            key.origin()
+        );
+    }
+    let snapshot = progress.snapshot();
+    for f in &snapshot.failures {
+        let source = f.source.map_or("-", |s| s.as_str());
+        println!(
+            "{:<98}  {source:<20} FAILED  {}: {}",
+            "-", f.origin, f.error
+        );
+    }
+    println!("{} loaded, {} failed", snapshot.loaded, snapshot.failed);
+    if snapshot.failed > 0 {
+        anyhow::bail!("{} key(s) failed to load", snapshot.failed);
+    }
+    Ok(())
+}
+
+/// The keys of the configured keystores and Web3Signer key files, decrypted in parallel.
+/// Any failure refuses the whole seal, so a half-sealed set is never mistaken for all.
+fn keys_to_seal(config: &Config) -> anyhow::Result<Vec<ValidatorKey>> {
+    let k = &config.keys;
+    let sources = keys::KeySourcesConfig {
+        keystores: k.keystores.clone(),
+        passwords: k.passwords.clone(),
+        key_definitions: k.key_definitions.clone(),
+        interop_keys: None,
+    };
+    let jobs = keys::load_jobs(&sources).context("cannot read the key sources to seal")?;
+    if jobs.is_empty() {
+        anyhow::bail!("no keys to seal: give --keystores and --passwords, or --key-definitions");
+    }
+    let results: Vec<(String, Result<ValidatorKey, String>)> = jobs
+        .into_par_iter()
+        .map(|job| (job.origin, (job.run)()))
+        .collect();
+    let mut keys = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for (origin, result) in results {
+        match result {
+            Ok(key) => keys.push(key),
+            Err(e) => failures.push(format!("{origin}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "nothing sealed; these keys failed to load:\n  {}",
+            failures.join("\n  ")
+        );
+    }
+    Ok(keys)
+}
+
+/// Writes the key's slashing-protection history (EIP-3076, complete) next to the database
+/// before its sealed file is destroyed, so it can be imported wherever the key goes next.
+fn export_history_before_destroy(config: &Config, pubkey: &str) -> anyhow::Result<()> {
+    let pk = keys::parse_pubkey(pubkey).ok_or_else(|| {
+        crate::config::ConfigError::new(
+            "--pubkey",
+            format!("`{pubkey}` is not a 48-byte hex pubkey"),
+        )
+    })?;
+    let db_path = config.slashing_database_path();
+    if !db_path.exists() {
+        eprintln!(
+            "no slashing database at {}: no history to export",
+            db_path.display()
+        );
+        return Ok(());
+    }
+    let db = slashing_db::SlashingDb::open(&db_path, Default::default()).with_context(|| {
+        format!(
+            "cannot open slashing database {} (is keyguard running?)",
+            db_path.display()
+        )
+    })?;
+    if db.genesis_validators_root()?.is_none() {
+        eprintln!("the slashing database is empty: no history to export");
+        return Ok(());
+    }
+    let json = db.export_interchange(Some(&[pk]), slashing_db::ExportFormat::Complete)?;
+    let dir = config.data_dir.join("destroyed-keys");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let out = dir.join(format!(
+        "{}-slashing-protection.json",
+        keys::pubkey_hex(&pk)
+    ));
+    crate::slashing_cli::write_atomically(&out, &json)?;
+    println!(
+        "exported the slashing-protection history of {pubkey} to {}",
+        out.display()
+    );
+    Ok(())
+}
