@@ -22,14 +22,23 @@ fn hsm_args(t: &TestToken) -> Vec<String> {
     ]
 }
 
+/// Everything keyguard printed in this test, checked for secrets at the end.
+static OUTPUT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn record(text: &str) {
+    OUTPUT.lock().unwrap().push_str(text);
+}
+
 fn run_ok(args: &[String]) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = keyguard_command(&args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    record(&stdout);
+    record(&stderr);
     assert!(
         out.status.success(),
-        "keyguard {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "keyguard {args:?} failed:\n{stdout}\n{stderr}"
     );
     stdout
 }
@@ -42,15 +51,16 @@ fn cmd(words: &[&str], extra: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Two pbkdf2 keystores with secrets 11 and 12, passwords in `<name>.txt`.
-fn write_keystores(ks: &Path, pw: &Path) -> Vec<String> {
+/// Two pbkdf2 keystores (interop keys 101 and 102), passwords in `<name>.txt`. Returns
+/// the pubkeys and the secrets' hex (to look for in output).
+fn write_keystores(ks: &Path, pw: &Path) -> (Vec<String>, Vec<String>) {
     std::fs::create_dir_all(ks).unwrap();
     std::fs::create_dir_all(pw).unwrap();
     let mut pubkeys = Vec::new();
-    for n in [11u8, 12] {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        let secret = Zeroizing::new(b);
+    let mut secrets = Vec::new();
+    for n in [101u64, 102] {
+        let secret: Zeroizing<[u8; 32]> = keyguard::keys::interop_secret(n);
+        secrets.push(hex::encode(*secret));
         let key = keyguard::keys::ValidatorKey::from_secret_bytes(
             &secret,
             keyguard::keys::KeySource::Keystore,
@@ -70,7 +80,7 @@ fn write_keystores(ks: &Path, pw: &Path) -> Vec<String> {
         std::fs::write(pw.join(format!("key{n}.txt")), format!("{password}\n")).unwrap();
         pubkeys.push(keyguard::keys::pubkey_hex(key.pubkey()));
     }
-    pubkeys
+    (pubkeys, secrets)
 }
 
 fn sign_and_verify(kg: &KeyguardProcess, pubkey: &str) {
@@ -124,7 +134,7 @@ fn sealed_keys_from_cli_to_signature() {
         "a second KEK with the same label is refused"
     );
 
-    let keystore_pubkeys = write_keystores(&ks, &pw);
+    let (keystore_pubkeys, secrets) = write_keystores(&ks, &pw);
     let mut seal = cmd(
         &[
             "keys",
@@ -221,6 +231,7 @@ fn sealed_keys_from_cli_to_signature() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(health.contains("loaded twice"), "{health}");
+    record(&kg.log());
     drop(kg);
 
     // Destroy: the history is exported first, then the sealed file is gone for good.
