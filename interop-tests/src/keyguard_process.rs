@@ -26,9 +26,11 @@ pub fn keyguard_binary() -> PathBuf {
         if let Ok(bin) = std::env::var("KEYGUARD_BIN") {
             return PathBuf::from(bin);
         }
+        // `--workspace` resolves dependency features as `.ci/run`'s up-front build does,
+        // so this is a no-op there instead of a rebuild with another feature set.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "keyguard", "--bin", "keyguard"])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
             .expect("cannot run cargo to build keyguard");
