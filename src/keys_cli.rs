@@ -30,10 +30,14 @@ pub fn run_keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
         KeysCommand::Sealed(SealedKeysCommand::Destroy { pubkey, dir }) => {
             export_history_before_destroy(config, &pubkey)?;
             let cmd = SealedKeysCommand::Destroy { pubkey, dir };
-            run_sealed_keys_command(cmd, config.require_hsm()?, || Ok(Vec::new()))
+            let network = config.network()?;
+            run_sealed_keys_command(cmd, config.require_hsm()?, &network, || Ok(Vec::new()))
         }
         KeysCommand::Sealed(cmd) => {
-            run_sealed_keys_command(cmd, config.require_hsm()?, || keys_to_seal(config))
+            let network = config.network()?;
+            run_sealed_keys_command(cmd, config.require_hsm()?, &network, || {
+                keys_to_seal(config)
+            })
         }
     }
 }

@@ -514,6 +514,7 @@ fn cli_commands_drive_the_whole_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sealed");
     let no_keys = || -> anyhow::Result<Vec<ValidatorKey>> { unreachable!("not a seal command") };
+    let network = keyguard::consensus::Network::devnet();
 
     run_hsm_command(HsmCommand::ListTokens, &cfg).unwrap();
     run_hsm_command(HsmCommand::InitKek { label: None }, &cfg).unwrap();
@@ -523,8 +524,11 @@ fn cli_commands_drive_the_whole_lifecycle() {
             count: 2,
             start_index: 0,
             out: out.clone(),
+            backup: Default::default(),
+            deposit: Default::default(),
         },
         &cfg,
+        &network,
         no_keys,
     )
     .unwrap();
@@ -540,6 +544,7 @@ fn cli_commands_drive_the_whole_lifecycle() {
     run_sealed_keys_command(
         SealedKeysCommand::Seal { out: out2.clone() },
         &cfg,
+        &network,
         move || Ok(keys),
     )
     .unwrap();
@@ -556,7 +561,7 @@ fn cli_commands_drive_the_whole_lifecycle() {
         new_kek: "rotated".into(),
         dir: d.to_path_buf(),
     };
-    run_sealed_keys_command(reseal(&out), &cfg, no_keys).unwrap();
+    run_sealed_keys_command(reseal(&out), &cfg, &network, no_keys).unwrap();
     let destroy_old = |d: &Path| HsmCommand::DestroyKek {
         label: "keyguard-kek".into(),
         dir: d.to_path_buf(),
@@ -564,7 +569,7 @@ fn cli_commands_drive_the_whole_lifecycle() {
     // out2 still uses the old KEK.
     let err = run_hsm_command(destroy_old(&out2), &cfg).unwrap_err();
     assert!(err.to_string().contains("reseal them first"), "{err}");
-    run_sealed_keys_command(reseal(&out2), &cfg, no_keys).unwrap();
+    run_sealed_keys_command(reseal(&out2), &cfg, &network, no_keys).unwrap();
     run_hsm_command(destroy_old(&out2), &cfg).unwrap();
 
     run_sealed_keys_command(
@@ -573,6 +578,7 @@ fn cli_commands_drive_the_whole_lifecycle() {
             dir: out.clone(),
         },
         &cfg,
+        &network,
         no_keys,
     )
     .unwrap();

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::exports::{GenerateExports, KeystoreBackup};
 use super::{
-    create_kek, destroy_kek, destroy_sealed, generate_keys, init_kek, list_tokens, reseal_all,
-    seal_key, HsmConfig, HsmError, HsmSession,
+    create_kek, destroy_kek, destroy_sealed, generate_keys_with, init_kek, list_tokens, reseal_all,
+    seal_key, sealed_file_name, HsmConfig, HsmError, HsmSession,
 };
-use crate::keys::{parse_pubkey, pubkey_hex, ValidatorKey};
+use crate::consensus::Network;
+use crate::keys::deposit_data::{DepositParams, WithdrawalCredentials, DEFAULT_DEPOSIT_GWEI};
+use crate::keys::{parse_pubkey, pubkey_hex, Kdf, ValidatorKey};
 
 /// `keyguard hsm …`: set up and inspect the PKCS#11 token.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -59,7 +62,7 @@ pub enum SealedKeysCommand {
     ///
     /// Draws 32 bytes of key material from the HSM's random number generator, derives the
     /// EIP-2334 signing keys m/12381/3600/i/0/0 (EIP-2333) and seals each one. The seed is
-    /// not kept: without a separate backup a lost KEK means lost keys.
+    /// not kept: without --keystore-backup (or another backup) a lost KEK means lost keys.
     Generate {
         /// How many keys to generate.
         #[arg(long, value_name = "N")]
@@ -70,6 +73,12 @@ pub enum SealedKeysCommand {
         /// Directory to write sealed key files into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Optional EIP-2335 keystore backup of each new key.
+        #[command(flatten)]
+        backup: KeystoreBackupArgs,
+        /// Optional deposit data for the staking launchpad.
+        #[command(flatten)]
+        deposit: DepositDataArgs,
     },
     /// Rotate the KEK: reseal every file in --dir under a new KEK.
     ///
@@ -97,6 +106,60 @@ pub enum SealedKeysCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+/// `keys generate --keystore-backup DIR --backup-password-file FILE [--backup-kdf KDF]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeystoreBackupArgs {
+    /// Also write each new key as an EIP-2335 keystore into DIR (created if missing), named
+    /// keystore-m_12381_3600_<i>_0_0-<unix time>.json like staking-deposit-cli, mode 0600.
+    /// Each is read back and decrypted before its key is sealed. Keep them offline: with a
+    /// lost KEK they are the only way back to the keys.
+    #[arg(long, value_name = "DIR", requires = "backup_password_file")]
+    pub keystore_backup: Option<PathBuf>,
+    /// File holding the keystore backup password (a trailing newline is stripped; an
+    /// empty password is refused).
+    #[arg(long, value_name = "FILE", requires = "keystore_backup")]
+    pub backup_password_file: Option<PathBuf>,
+    /// Key derivation function of the keystore backups [default: scrypt].
+    #[arg(long, value_name = "KDF", value_enum, requires = "keystore_backup")]
+    pub backup_kdf: Option<BackupKdf>,
+}
+
+/// The `--backup-kdf` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupKdf {
+    /// scrypt (n = 2^18, r = 8, p = 1), as staking-deposit-cli writes.
+    Scrypt,
+    /// PBKDF2-HMAC-SHA256 (c = 2^18): faster to load, weaker against guessing.
+    Pbkdf2,
+}
+
+impl From<BackupKdf> for Kdf {
+    fn from(k: BackupKdf) -> Kdf {
+        match k {
+            BackupKdf::Scrypt => Kdf::Scrypt,
+            BackupKdf::Pbkdf2 => Kdf::Pbkdf2,
+        }
+    }
+}
+
+/// `keys generate --deposit-data DIR --withdrawal-credentials 0x… [--amount-gwei N]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DepositDataArgs {
+    /// Also write deposit_data-<unix time>.json into DIR (created if missing): the file the
+    /// staking launchpad takes, one signed deposit per key that was sealed, for the
+    /// configured --network (its GENESIS_FORK_VERSION and name).
+    #[arg(long, value_name = "DIR", requires = "withdrawal_credentials")]
+    pub deposit_data: Option<PathBuf>,
+    /// Withdrawal credentials of the deposits: 0x + 32 bytes, prefix 0x00 (BLS withdrawal
+    /// key), 0x01 or 0x02 (0x0N, 11 zero bytes, the 20-byte execution address).
+    #[arg(long, value_name = "0x…", requires = "deposit_data")]
+    pub withdrawal_credentials: Option<WithdrawalCredentials>,
+    /// Amount of each deposit in Gwei: at least 1 ETH, at most 32 ETH (2048 ETH for 0x02
+    /// credentials) [default: 32000000000].
+    #[arg(long, value_name = "GWEI", requires = "deposit_data")]
+    pub amount_gwei: Option<u64>,
 }
 
 /// Runs a `keyguard hsm …` command.
@@ -155,10 +218,12 @@ pub fn run_hsm_command(cmd: HsmCommand, cfg: &HsmConfig) -> anyhow::Result<()> {
 }
 
 /// Runs a `keyguard keys …` command. `keys_to_seal` is called only for `Seal` and
-/// supplies the keys to seal (the caller decrypts its keystores).
+/// supplies the keys to seal (the caller decrypts its keystores). `network` decides the
+/// deposit domain and metadata of `Generate --deposit-data`.
 pub fn run_sealed_keys_command(
     cmd: SealedKeysCommand,
     cfg: &HsmConfig,
+    network: &Network,
     keys_to_seal: impl FnOnce() -> anyhow::Result<Vec<ValidatorKey>>,
 ) -> anyhow::Result<()> {
     match cmd {
@@ -191,18 +256,53 @@ pub fn run_sealed_keys_command(
             count,
             start_index,
             out,
+            backup,
+            deposit,
         } => {
+            // Options first: a bad password file or credentials should not need the HSM.
+            let mut exports = generate_exports(backup, deposit, network)?;
             let hsm = open_with_kek(cfg)?;
             create_dir(&out)?;
-            let pubkeys = generate_keys(&hsm, count, start_index, &out)?;
-            for pk in &pubkeys {
-                println!("{}", pubkey_hex(pk));
+            let result = generate_keys_with(&hsm, count, start_index, &out, |i, key| {
+                exports.on_key(i, key)
+            });
+            // Deposit data for exactly the keys that were sealed, also after a failure.
+            let written = exports.write_deposit_data(|pk| out.join(sealed_file_name(pk)).exists());
+            if let Ok(pubkeys) = &result {
+                for pk in pubkeys {
+                    println!("{}", pubkey_hex(pk));
+                }
+                println!(
+                    "{} key(s) generated and sealed in {}",
+                    pubkeys.len(),
+                    out.display()
+                );
             }
-            println!(
-                "{} key(s) generated and sealed in {}",
-                pubkeys.len(),
-                out.display()
-            );
+            if let Some(dir) = exports.backup_dir() {
+                println!(
+                    "{} keystore backup(s) written to {}; keep them offline",
+                    exports.backups().len(),
+                    dir.display()
+                );
+            }
+            match written {
+                Ok(Some((path, n))) => println!(
+                    "deposit data of {n} sealed key(s) for {} (fork version 0x{}) written to {}",
+                    network.name(),
+                    hex::encode(network.genesis_fork_version()),
+                    path.display()
+                ),
+                Ok(None) => {}
+                // The generation error below is the one to report; this one is extra.
+                Err(e) if result.is_err() => eprintln!("{e:#}"),
+                Err(e) => {
+                    return Err(e.context(
+                        "the keys were generated and sealed, but their deposit data could \
+                         not be written",
+                    ))
+                }
+            }
+            result?;
         }
         SealedKeysCommand::Reseal { new_kek, dir } => {
             let hsm = HsmSession::open(cfg)?;
@@ -224,6 +324,32 @@ pub fn run_sealed_keys_command(
     Ok(())
 }
 
+/// Validates the backup and deposit options (reads the password, checks credentials and
+/// amount) and creates their directories.
+fn generate_exports(
+    backup: KeystoreBackupArgs,
+    deposit: DepositDataArgs,
+    network: &Network,
+) -> anyhow::Result<GenerateExports> {
+    let backup = match (backup.keystore_backup, backup.backup_password_file) {
+        (Some(dir), Some(password_file)) => Some(KeystoreBackup::new(
+            dir,
+            &password_file,
+            backup.backup_kdf.unwrap_or(BackupKdf::Scrypt).into(),
+        )?),
+        // clap enforces both or neither.
+        _ => None,
+    };
+    let deposit = match (deposit.deposit_data, deposit.withdrawal_credentials) {
+        (Some(dir), Some(wc)) => {
+            let amount = deposit.amount_gwei.unwrap_or(DEFAULT_DEPOSIT_GWEI);
+            Some((DepositParams::new(wc, amount, network)?, dir))
+        }
+        _ => None,
+    };
+    GenerateExports::new(backup, deposit)
+}
+
 fn open_with_kek(cfg: &HsmConfig) -> Result<HsmSession, HsmError> {
     let hsm = HsmSession::open(cfg)?;
     hsm.require_kek()?;
@@ -239,7 +365,7 @@ mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
 
-    #[derive(Parser)]
+    #[derive(Parser, Debug)]
     struct Cli {
         #[command(subcommand)]
         keys: SealedKeysCommand,
@@ -257,5 +383,57 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn generate_export_flags_come_in_pairs() {
+        let base = ["x", "generate", "--count", "1", "--out", "/d"];
+        let parse = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            Cli::try_parse_from(args).map_err(|e| e.to_string())
+        };
+        let wc = format!("0x01{}{}", "00".repeat(11), "ab".repeat(20));
+        let cli = parse(&[
+            "--keystore-backup",
+            "/kb",
+            "--backup-password-file",
+            "/pf",
+            "--backup-kdf",
+            "pbkdf2",
+            "--deposit-data",
+            "/dd",
+            "--withdrawal-credentials",
+            &wc,
+            "--amount-gwei",
+            "1000000000",
+        ])
+        .unwrap();
+        let SealedKeysCommand::Generate {
+            backup, deposit, ..
+        } = cli.keys
+        else {
+            panic!("not generate");
+        };
+        assert_eq!(backup.backup_kdf, Some(BackupKdf::Pbkdf2));
+        assert_eq!(deposit.amount_gwei, Some(1_000_000_000));
+        assert_eq!(deposit.withdrawal_credentials.unwrap().bytes()[0], 0x01);
+
+        for (extra, missing) in [
+            (vec!["--keystore-backup", "/kb"], "--backup-password-file"),
+            (vec!["--backup-password-file", "/pf"], "--keystore-backup"),
+            (vec!["--backup-kdf", "scrypt"], "--keystore-backup"),
+            (vec!["--deposit-data", "/dd"], "--withdrawal-credentials"),
+            (
+                vec!["--withdrawal-credentials", wc.as_str()],
+                "--deposit-data",
+            ),
+            (vec!["--amount-gwei", "1"], "--deposit-data"),
+        ] {
+            let err = parse(&extra).unwrap_err();
+            assert!(err.contains(missing), "{extra:?}: {err}");
+        }
+        let bad = format!("0x03{}", "00".repeat(31));
+        let err = parse(&["--deposit-data", "/dd", "--withdrawal-credentials", &bad]).unwrap_err();
+        assert!(err.contains("prefix 0x03"), "{err}");
     }
 }

@@ -19,6 +19,7 @@
 pub mod cli;
 mod config;
 mod error;
+mod exports;
 mod kek;
 mod sealed;
 mod token;

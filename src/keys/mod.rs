@@ -4,6 +4,7 @@
 //! Every source ends in the same place: a [`ValidatorKey`] built from 32 secret bytes by
 //! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
 
+pub mod deposit_data;
 pub mod interop;
 pub mod keystore;
 pub mod loader;

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tree_hash_derive::TreeHash;
 
-use crate::consensus::wire::{AddressHex, Bytes32, Bytes4, PubkeyHex, Quantity};
+use crate::consensus::wire::{AddressHex, Bytes32, Bytes4, PubkeyHex, Quantity, SignatureHex};
 
 /// `randao_reveal: {epoch}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +45,20 @@ pub struct DepositMessage {
     pub amount: Quantity,
 }
 
+/// `DepositData`: a signed `DepositMessage`, as the deposit contract takes it. Its root is
+/// the `deposit_data_root` argument of the contract's `deposit` function.
+#[derive(Debug, Clone, TreeHash)]
+pub struct DepositData {
+    /// `pubkey`.
+    pub pubkey: PubkeyHex,
+    /// `withdrawal_credentials`.
+    pub withdrawal_credentials: Bytes32,
+    /// `amount` in Gwei.
+    pub amount: Quantity,
+    /// `signature` over the deposit signing root.
+    pub signature: SignatureHex,
+}
+
 impl DepositPayload {
     /// The `DepositMessage` that is signed.
     pub fn message(&self) -> DepositMessage {
@@ -72,7 +86,7 @@ pub struct SignedVoluntaryExit {
     /// `message`.
     pub message: VoluntaryExit,
     /// `signature`.
-    pub signature: crate::consensus::wire::SignatureHex,
+    pub signature: SignatureHex,
 }
 
 /// `ValidatorRegistrationV1` (builder-specs).
