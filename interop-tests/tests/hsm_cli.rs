@@ -202,6 +202,7 @@ fn sealed_keys_from_cli_to_signature() {
         .text()
         .unwrap();
     assert!(health.contains("hsm-check"), "{health}");
+    record(&kg.log());
     drop(kg);
 
     let listing = run_ok(&cmd(
@@ -254,8 +255,26 @@ fn sealed_keys_from_cli_to_signature() {
     let exported = data
         .join("destroyed-keys")
         .join(format!("{victim}-slashing-protection.json"));
+    let output = OUTPUT.lock().unwrap().clone();
     assert!(
-        exported.exists(),
-        "slashing history exported before destroy"
+        output.contains("key loading finished"),
+        "the signer's log was captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !output.contains(secret.as_str()),
+            "a secret key appeared in keyguard's output"
+        );
+    }
+    assert!(
+        !output.contains(&token.pin),
+        "the HSM PIN appeared in keyguard's output"
+    );
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported).expect("history exported")).unwrap();
+    assert_eq!(history["data"][0]["pubkey"], victim.as_str());
+    assert_eq!(
+        history["data"][0]["signed_attestations"][0]["target_epoch"],
+        "4"
     );
 }
