@@ -137,6 +137,11 @@ impl KeyguardProcess {
         }
     }
 
+    /// `GET /api/v1/eth2/publicKeys`: the pubkeys the signer serves.
+    pub fn public_keys(&self) -> anyhow::Result<Vec<String>> {
+        Ok(reqwest::blocking::get(format!("{}/api/v1/eth2/publicKeys", self.url))?.json()?)
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

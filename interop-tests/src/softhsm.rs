@@ -57,6 +57,18 @@ pub struct TestToken {
 }
 
 impl TestToken {
+    /// The `keyguard` command-line flags that select this token (PIN from its file).
+    pub fn cli_flags(&self) -> Vec<String> {
+        vec![
+            "--hsm-module".into(),
+            self.module.display().to_string(),
+            "--hsm-token-label".into(),
+            self.label.clone(),
+            "--hsm-pin-file".into(),
+            self.pin_file.display().to_string(),
+        ]
+    }
+
     /// An HSM config for this token: PIN from the PIN file, default KEK label.
     pub fn config(&self) -> HsmConfig {
         let mut cfg = HsmConfig::new(&self.module, &self.label);

@@ -35,12 +35,7 @@ fn dev_mode_serves_interop_keys_and_signs() {
     kg.wait_healthy(Duration::from_secs(30)).unwrap();
 
     let client = reqwest::blocking::Client::new();
-    let keys: Vec<String> = client
-        .get(format!("{}/api/v1/eth2/publicKeys", kg.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let keys = kg.public_keys().unwrap();
     assert_eq!(keys.len(), 8, "dev mode serves 8 interop keys");
     assert!(keys.contains(&INTEROP_PUBKEY_0.to_string()), "{keys:?}");
 

@@ -7,20 +7,9 @@ use std::time::Duration;
 
 use interop_tests::keyguard_process::{keyguard_command, KeyguardProcess};
 use interop_tests::requests;
-use interop_tests::softhsm::{self, TestToken};
+use interop_tests::softhsm;
 use keyguard::keys::{Kdf, Keystore};
 use zeroize::Zeroizing;
-
-fn hsm_args(t: &TestToken) -> Vec<String> {
-    vec![
-        "--hsm-module".into(),
-        t.module.display().to_string(),
-        "--hsm-token-label".into(),
-        t.label.clone(),
-        "--hsm-pin-file".into(),
-        t.pin_file.display().to_string(),
-    ]
-}
 
 /// Everything keyguard printed in this test, checked for secrets at the end.
 static OUTPUT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
@@ -120,7 +109,7 @@ fn sealed_keys_from_cli_to_signature() {
         tmp.path().join("sealed"),
         tmp.path().join("data"),
     );
-    let hsm_flags = hsm_args(&token);
+    let hsm_flags = token.cli_flags();
 
     run_ok(&cmd(&["hsm", "init-kek"], &hsm_flags));
     let again = keyguard_command(

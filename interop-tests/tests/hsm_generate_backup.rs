@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use interop_tests::keyguard_process::keyguard_command;
-use interop_tests::softhsm::{self, TestToken};
+use interop_tests::softhsm;
 use keyguard::consensus::containers::misc::{DepositData, DepositMessage};
 use keyguard::consensus::domain::{compute_domain, compute_signing_root, DOMAIN_DEPOSIT};
 use keyguard::consensus::wire::{Bytes, Bytes32, Quantity};
@@ -17,17 +17,6 @@ use tree_hash::TreeHash;
 const PASSWORD: &str = "backup password 🔑";
 /// 0x01 credentials of the execution address 0xd8da6bf26964af9d7eed9e03e53415d37aa96045.
 const WC: &str = "0x010000000000000000000000d8da6bf26964af9d7eed9e03e53415d37aa96045";
-
-fn hsm_args(t: &TestToken) -> Vec<String> {
-    vec![
-        "--hsm-module".into(),
-        t.module.display().to_string(),
-        "--hsm-token-label".into(),
-        t.label.clone(),
-        "--hsm-pin-file".into(),
-        t.pin_file.display().to_string(),
-    ]
-}
 
 fn keyguard(args: &[String]) -> (bool, String) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -61,7 +50,7 @@ fn generate_writes_keystore_backups_and_deposit_data() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |name: &str| tmp.path().join(name);
     let (sealed, kb, dd, pf) = (p("sealed"), p("kb"), p("dd"), p("pf"));
-    let flags = hsm_args(&token);
+    let flags = token.cli_flags();
     let args = |extra: &[&str]| -> Vec<String> {
         extra
             .iter()

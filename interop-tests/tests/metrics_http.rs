@@ -49,12 +49,7 @@ fn counters_move_by_exactly_the_requests_sent() {
     .unwrap();
     kg.wait_healthy(Duration::from_secs(30)).unwrap();
     let client = reqwest::blocking::Client::new();
-    let keys: Vec<String> = client
-        .get(format!("{}/api/v1/eth2/publicKeys", kg.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let keys = kg.public_keys().unwrap();
     let send = |pubkey: &str, body: String| {
         client
             .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
