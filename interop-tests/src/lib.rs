@@ -2,6 +2,7 @@
 //! starting a keyguard process, and building request bodies.
 
 pub mod keyguard_process;
+pub mod lodestar;
 pub mod requests;
 pub mod softhsm;
 
