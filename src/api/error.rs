@@ -21,6 +21,9 @@ pub enum ApiError {
         /// What the operator and the client read.
         message: String,
     },
+    /// Keys are still loading and this one is not loaded yet (503): ask again shortly.
+    #[error("{0}")]
+    Unavailable(String),
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -48,7 +52,7 @@ impl ApiError {
         use crate::metrics::Outcome;
         match self {
             ApiError::BadRequest(_) | ApiError::TooLarge(_) => Outcome::BadRequest,
-            ApiError::NotFound(_) => Outcome::UnknownKey,
+            ApiError::NotFound(_) | ApiError::Unavailable(_) => Outcome::UnknownKey,
             ApiError::Refused { reason, .. } => Outcome::SlashingRefused(reason),
             ApiError::Internal(_) => Outcome::Error,
         }

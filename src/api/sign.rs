@@ -68,11 +68,24 @@ async fn sign_request(
     Ok(signature)
 }
 
+/// The key, or 404; while keys are still loading a missing key may yet appear, so the
+/// answer is 503 (try again) rather than a definite "not here".
 fn lookup_key(state: &AppState, pubkey: &str) -> Result<Arc<ValidatorKey>, ApiError> {
     let parsed: Option<PubkeyBytes> = keys::parse_pubkey(pubkey);
-    parsed
-        .and_then(|pk| state.keys.get(&pk))
-        .ok_or_else(|| ApiError::NotFound(format!("no key for public key {pubkey} is loaded")))
+    if let Some(key) = parsed.and_then(|pk| state.keys.get(&pk)) {
+        return Ok(key);
+    }
+    let progress = state.key_progress.snapshot();
+    if parsed.is_some() && !progress.finished {
+        return Err(ApiError::Unavailable(format!(
+            "keys are still loading ({} of {} done); public key {pubkey} is not loaded yet",
+            progress.loaded + progress.failed,
+            progress.total
+        )));
+    }
+    Err(ApiError::NotFound(format!(
+        "no key for public key {pubkey} is loaded"
+    )))
 }
 
 fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {

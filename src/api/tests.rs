@@ -289,4 +289,11 @@ async fn healthcheck_is_503_while_loading() {
     let (status, _, body) = call(&loading, None, get("/healthcheck")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("LOADING"));
+
+    // A key that is not loaded yet may still appear: 503, not 404.
+    let other = crate::keys::pubkey_hex(test_key(9).pubkey());
+    let path = format!("/api/v1/eth2/sign/{other}");
+    let (status, _, body) = call(&loading, None, post(&path, randao_body(1), None)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(message(&body).contains("still loading"));
 }
