@@ -31,8 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
-    let (mut jobs, hsm) = key_jobs(&config)?;
-    jobs.shrink_to_fit();
+    let (jobs, hsm) = key_jobs(&config)?;
     spawn_key_loading(jobs, Arc::clone(&keys), Arc::clone(&key_progress));
 
     let state = Arc::new(AppState {

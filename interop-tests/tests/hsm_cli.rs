@@ -124,7 +124,7 @@ fn sealed_keys_from_cli_to_signature() {
     );
 
     let (keystore_pubkeys, secrets) = write_keystores(&ks, &pw);
-    let mut seal = cmd(
+    let seal = cmd(
         &[
             "keys",
             "seal",
@@ -226,7 +226,7 @@ fn sealed_keys_from_cli_to_signature() {
 
     // Destroy: the history is exported first, then the sealed file is gone for good.
     let victim = &keystore_pubkeys[0];
-    seal = cmd(
+    let destroy = cmd(
         &[
             "keys",
             "destroy",
@@ -239,7 +239,7 @@ fn sealed_keys_from_cli_to_signature() {
         ],
         &hsm_flags,
     );
-    run_ok(&seal);
+    run_ok(&destroy);
     assert_eq!(std::fs::read_dir(&sealed).unwrap().count(), 3);
     let exported = data
         .join("destroyed-keys")
