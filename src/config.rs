@@ -33,6 +33,14 @@ pub struct Config {
     pub log: LogConfig,
     /// The PKCS#11 token holding the key-encryption key of sealed keys.
     pub hsm: Option<crate::hsm::HsmConfig>,
+    /// TLS on the signing API.
+    pub tls: crate::tls::TlsConfig,
+    /// Host allow-list, known clients and their key scopes.
+    pub access: crate::access::AccessConfig,
+    /// The keymanager API.
+    pub keymanager: crate::keymanager::KeymanagerConfig,
+    /// The audit log.
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// `[server]`: the signing API.
@@ -121,6 +129,10 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             hsm: None,
+            tls: Default::default(),
+            access: Default::default(),
+            keymanager: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -341,6 +353,102 @@ pub struct ConfigArgs {
         value_name = "LABEL"
     )]
     pub hsm_kek_label: Option<String>,
+    /// Accepted Host header values, comma-separated; `*` accepts any [access.allowed_hosts].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_ALLOWED_HOSTS",
+        value_name = "HOST,...",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Refuse clients that match no [[access.clients]] entry [access.require_known_client].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_REQUIRE_KNOWN_CLIENT",
+        value_name = "BOOL"
+    )]
+    pub require_known_client: Option<bool>,
+    /// PEM certificate chain of the server; enables TLS [tls.cert].
+    #[arg(global = true, long, env = "KEYGUARD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the server [tls.key].
+    #[arg(global = true, long, env = "KEYGUARD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PKCS#12 server identity; enables TLS [tls.pkcs12].
+    #[arg(global = true, long, env = "KEYGUARD_TLS_PKCS12", value_name = "FILE")]
+    pub tls_pkcs12: Option<PathBuf>,
+    /// File holding the PKCS#12 password [tls.pkcs12_password_file].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_TLS_PKCS12_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub tls_pkcs12_password_file: Option<PathBuf>,
+    /// PEM CA bundle that client certificates must chain to [tls.client_ca].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_TLS_CLIENT_CA",
+        value_name = "FILE"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Web3Signer known-clients file of allowed certificate fingerprints [tls.known_clients].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_TLS_KNOWN_CLIENTS",
+        value_name = "FILE"
+    )]
+    pub tls_known_clients: Option<PathBuf>,
+    /// Allowed client certificate SHA-256 fingerprints, comma-separated
+    /// [tls.allowed_fingerprints].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_TLS_ALLOWED_FINGERPRINTS",
+        value_name = "SHA256,...",
+        value_delimiter = ','
+    )]
+    pub tls_allowed_fingerprints: Option<Vec<String>>,
+    /// Serve the keymanager API /eth/v1/keystores [keymanager.enabled].
+    #[arg(global = true, long, env = "KEYGUARD_KEYMANAGER", value_name = "BOOL")]
+    pub keymanager: Option<bool>,
+    /// Keymanager bearer token file, generated if missing [keymanager.token_file].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_KEYMANAGER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub keymanager_token_file: Option<PathBuf>,
+    /// Where keys imported through the keymanager API are stored [keymanager.dir].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_KEYMANAGER_DIR",
+        value_name = "DIR"
+    )]
+    pub keymanager_dir: Option<PathBuf>,
+    /// Write the audit log [audit.enabled].
+    #[arg(global = true, long, env = "KEYGUARD_AUDIT", value_name = "BOOL")]
+    pub audit: Option<bool>,
+    /// Audit log file; implies --audit true [audit.path].
+    #[arg(global = true, long, env = "KEYGUARD_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// When the audit log cannot be written: refuse or continue [audit.on_failure].
+    #[arg(global = true, long, env = "KEYGUARD_AUDIT_ON_FAILURE", value_enum)]
+    pub audit_on_failure: Option<crate::audit::OnFailure>,
+    /// Most audit events waiting to be written [audit.queue_capacity].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_AUDIT_QUEUE_CAPACITY",
+        value_name = "N"
+    )]
+    pub audit_queue_capacity: Option<usize>,
 }
 
 impl ConfigArgs {
@@ -383,7 +491,40 @@ impl ConfigArgs {
         );
         set(&mut c.log.format, &self.log_format);
         set(&mut c.log.level, &self.log_level);
+        self.apply_access(c);
         self.apply_hsm(c)
+    }
+
+    /// TLS, access, keymanager and audit flags.
+    fn apply_access(&self, c: &mut Config) {
+        set(&mut c.access.allowed_hosts, &self.allowed_hosts);
+        set(
+            &mut c.access.require_known_client,
+            &self.require_known_client,
+        );
+        set_opt(&mut c.tls.cert, &self.tls_cert);
+        set_opt(&mut c.tls.key, &self.tls_key);
+        set_opt(&mut c.tls.pkcs12, &self.tls_pkcs12);
+        set_opt(
+            &mut c.tls.pkcs12_password_file,
+            &self.tls_pkcs12_password_file,
+        );
+        set_opt(&mut c.tls.client_ca, &self.tls_client_ca);
+        set_opt(&mut c.tls.known_clients, &self.tls_known_clients);
+        set(
+            &mut c.tls.allowed_fingerprints,
+            &self.tls_allowed_fingerprints,
+        );
+        set(&mut c.keymanager.enabled, &self.keymanager);
+        set_opt(&mut c.keymanager.token_file, &self.keymanager_token_file);
+        set_opt(&mut c.keymanager.dir, &self.keymanager_dir);
+        set(&mut c.audit.enabled, &self.audit);
+        if self.audit_log.is_some() {
+            c.audit.path = self.audit_log.clone();
+            c.audit.enabled = true;
+        }
+        set(&mut c.audit.on_failure, &self.audit_on_failure);
+        set(&mut c.audit.queue_capacity, &self.audit_queue_capacity);
     }
 
     /// HSM flags complete or create the `[hsm]` section; a new one needs module and label.

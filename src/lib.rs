@@ -3,11 +3,14 @@
 //! Every block and attestation is checked against the slashing-protection database and
 //! recorded durably before it is signed. See `README.md` for how to run it.
 
+pub mod access;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod hsm;
+pub mod keymanager;
 pub mod keys;
 pub mod keys_cli;
 pub mod metrics;
@@ -15,3 +18,4 @@ pub mod process;
 pub mod server;
 pub mod signing;
 pub mod slashing_cli;
+pub mod tls;

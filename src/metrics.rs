@@ -99,6 +99,8 @@ pub enum Outcome {
     BadRequest,
     /// No key with the requested public key is loaded (HTTP 404).
     UnknownKey,
+    /// The client may not use this key, or is not authenticated (HTTP 401/403).
+    Forbidden,
     /// An internal error (HTTP 5xx).
     Error,
 }
@@ -106,10 +108,11 @@ pub enum Outcome {
 impl Outcome {
     /// Every outcome without a reason, in label order; refusals carry a reason and are not
     /// listed.
-    pub const WITHOUT_REASON: [Outcome; 4] = [
+    pub const WITHOUT_REASON: [Outcome; 5] = [
         Outcome::Signed,
         Outcome::BadRequest,
         Outcome::UnknownKey,
+        Outcome::Forbidden,
         Outcome::Error,
     ];
 
@@ -120,6 +123,7 @@ impl Outcome {
             Outcome::SlashingRefused(_) => "slashing_refused",
             Outcome::BadRequest => "bad_request",
             Outcome::UnknownKey => "unknown_key",
+            Outcome::Forbidden => "forbidden",
             Outcome::Error => "error",
         }
     }
@@ -487,7 +491,7 @@ impl Metrics {
                 Outcome::SlashingRefused(_) => compat.prevented.inc(),
                 Outcome::BadRequest => compat.malformed.inc(),
                 Outcome::UnknownKey => compat.missing_identifier.inc(),
-                Outcome::Error => {}
+                Outcome::Forbidden | Outcome::Error => {}
             }
         }
     }

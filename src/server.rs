@@ -45,6 +45,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_body_bytes: config.server.max_body_bytes,
         metrics,
         hsm,
+        access: Arc::new(crate::access::AccessPolicy::permissive()),
+        audit: Arc::new(crate::audit::AuditLog::disabled()),
+        keymanager: None,
     });
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;

@@ -21,6 +21,13 @@ pub enum ApiError {
         /// What the operator and the client read.
         message: String,
     },
+    /// No or malformed credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials that may not do this: wrong token, key outside the client's
+    /// scope, Host not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Keys are still loading and this one is not loaded yet (503): ask again shortly.
     #[error("{0}")]
     Unavailable(String),
@@ -38,6 +45,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +63,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::TooLarge(_) => Outcome::BadRequest,
             ApiError::NotFound(_) | ApiError::Unavailable(_) => Outcome::UnknownKey,
             ApiError::Refused { reason, .. } => Outcome::SlashingRefused(reason),
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => Outcome::Forbidden,
             ApiError::Internal(_) => Outcome::Error,
         }
     }

@@ -38,6 +38,12 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The HSM session sealed keys were loaded through; checked by `/healthcheck`.
     pub hsm: Option<Arc<crate::hsm::HsmSession>>,
+    /// Host allow-list, client identities and key scopes.
+    pub access: Arc<crate::access::AccessPolicy>,
+    /// The audit log (a no-op when disabled).
+    pub audit: Arc<crate::audit::AuditLog>,
+    /// The keymanager API, when enabled.
+    pub keymanager: Option<Arc<crate::keymanager::Keymanager>>,
 }
 
 /// The signing API router, with routes at `/` and, if given, under `prefix`.

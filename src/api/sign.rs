@@ -12,23 +12,39 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use super::{error::ApiError, AppState};
+use crate::access::ClientIdentity;
+use crate::audit::SigningDecision;
 use crate::consensus::{self, PreparedRequest, RequestType, SlashingSubject};
 use crate::keys::{self, PubkeyBytes, SignatureBytes, ValidatorKey};
 use crate::metrics::{Outcome, UNKNOWN_REQUEST_TYPE};
+
+/// What became known about a request on its way through the signing path; the audit log
+/// records it whatever the outcome.
+#[derive(Default)]
+struct Progress {
+    request_type: Option<RequestType>,
+    subject: Option<SlashingSubject>,
+    signing_root: Option<[u8; 32]>,
+}
 
 /// The handler: turns the outcome into a response (signature or JSON error).
 pub async fn sign(
     State(state): State<Arc<AppState>>,
     Path(pubkey): Path<String>,
+    client: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let mut request_type = None;
-    let result = sign_request(&state, &pubkey, body, &mut request_type).await;
-    let type_label = request_type.map_or(UNKNOWN_REQUEST_TYPE, |t| t.as_str());
+    let client = client.map_or(ClientIdentity::Anonymous, |Extension(c)| c);
+    let mut progress = Progress::default();
+    let result = sign_request(&state, &client, &pubkey, body, &mut progress).await;
+    let type_label = progress
+        .request_type
+        .map_or(UNKNOWN_REQUEST_TYPE, |t| t.as_str());
     let outcome = match &result {
         Ok(_) => Outcome::Signed,
         Err(err) => err.outcome(),
@@ -36,6 +52,14 @@ pub async fn sign(
     state
         .metrics
         .observe_request(type_label, outcome, started.elapsed());
+    state.audit.record_signing(&SigningDecision {
+        client: &client,
+        pubkey: &pubkey,
+        request_type: progress.request_type,
+        subject: progress.subject,
+        signing_root: progress.signing_root,
+        outcome,
+    });
     match result {
         Ok(signature) => signature_response(&headers, &signature),
         Err(err) => {
@@ -48,15 +72,28 @@ pub async fn sign(
 /// Everything between the request and the signature; no response formatting.
 async fn sign_request(
     state: &AppState,
+    client: &ClientIdentity,
     pubkey: &str,
     body: Result<Bytes, BytesRejection>,
-    request_type: &mut Option<RequestType>,
+    progress: &mut Progress,
 ) -> Result<SignatureBytes, ApiError> {
     let key = lookup_key(state, pubkey)?;
+    state
+        .access
+        .check_key(client, key.pubkey())
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let body = body.map_err(|rejection| body_error(state, rejection))?;
     let prepared = consensus::prepare(&body, &state.network)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    *request_type = Some(prepared.request_type);
+    progress.request_type = Some(prepared.request_type);
+    progress.subject = prepared.slashing;
+    progress.signing_root = Some(prepared.signing_root);
+    // With `audit.on_failure = "refuse"`, nothing is recorded or signed while the audit
+    // log is broken.
+    state
+        .audit
+        .ready()
+        .map_err(|e| ApiError::Internal(format!("{e}; nothing signed")))?;
     if let Some(subject) = prepared.slashing {
         protect(state, key.pubkey(), &prepared, subject).await?;
     }

@@ -47,6 +47,9 @@ fn harness(with_db: bool) -> Harness {
         max_body_bytes: 4096,
         metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
         hsm: None,
+        access: Arc::new(crate::access::AccessPolicy::permissive()),
+        audit: Arc::new(crate::audit::AuditLog::disabled()),
+        keymanager: None,
     });
     Harness {
         state,
@@ -280,6 +283,9 @@ async fn healthcheck_is_503_while_loading() {
         max_body_bytes: 4096,
         metrics: Arc::clone(&h.state.metrics),
         hsm: None,
+        access: Arc::new(crate::access::AccessPolicy::permissive()),
+        audit: Arc::new(crate::audit::AuditLog::disabled()),
+        keymanager: None,
     });
     let loading = Harness {
         state,
