@@ -49,6 +49,12 @@ struct Args {
     /// Seconds spent measuring the raw blst signing rate.
     #[arg(long, default_value_t = 3.0)]
     raw_seconds: f64,
+    /// Measure raw blst with one thread pinned to each of these CPUs (comma-separated):
+    /// give the signer's CPUs when keyguard runs pinned (`taskset`) apart from this
+    /// program, so both are measured on the same cores. Default: one thread per CPU this
+    /// program may use.
+    #[arg(long, value_delimiter = ',')]
+    raw_cpus: Vec<usize>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -114,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let raw = raw_blst_rate(args.raw_seconds);
+    let raw = raw_blst_rate(args.raw_seconds, &args.raw_cpus);
     let stats = runtime.block_on(drive(&args))?;
     report(&args, &stats, &raw)
 }
@@ -397,18 +403,26 @@ fn collect(results: Vec<(Vec<Duration>, u64)>, elapsed: Duration) -> Stats {
 /// and scalar multiplications only (the limit when every key signs the same root).
 struct RawRate {
     threads: usize,
+    cpus: Vec<usize>,
     sign_per_sec: f64,
     shared_root_per_sec: f64,
 }
 
-fn raw_blst_rate(seconds: f64) -> RawRate {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+fn raw_blst_rate(seconds: f64, cpus: &[usize]) -> RawRate {
+    let threads = if cpus.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cpus.len()
+    };
     let measure = |shared: bool| -> f64 {
         let deadline = Instant::now() + Duration::from_secs_f64(seconds / 2.0);
         let counts: Vec<u64> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     s.spawn(move || {
+                        if let Some(&cpu) = cpus.get(t) {
+                            pin_to_cpu(cpu);
+                        }
                         let mut ikm = [7u8; 32];
                         ikm[0] = t as u8;
                         let key = keyguard::keys::ValidatorKey::from_secret_bytes(
@@ -443,8 +457,24 @@ fn raw_blst_rate(seconds: f64) -> RawRate {
     };
     RawRate {
         threads,
+        cpus: cpus.to_vec(),
         sign_per_sec: measure(false),
         shared_root_per_sec: measure(true),
+    }
+}
+
+/// Pins the calling thread to one CPU; exits with a message if the CPU is not usable.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity(0 = this thread)
+    // only read and write the set we own.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        eprintln!("keyguard-load: cannot pin a thread to CPU {cpu}");
+        std::process::exit(2);
     }
 }
 
@@ -461,8 +491,9 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
     };
     println!("keyguard-load: {mode}, shared roots: {}", args.shared_roots);
     println!(
-        "raw blst on {} threads: {:.0} sign/s; shared-root limit {:.0} sign/s",
-        raw.threads, raw.sign_per_sec, raw.shared_root_per_sec
+        "raw blst on {} threads (CPUs {:?}, empty = unpinned): {:.0} sign/s; \
+         shared-root limit {:.0} sign/s",
+        raw.threads, raw.cpus, raw.sign_per_sec, raw.shared_root_per_sec
     );
     println!(
         "answered {} ok, {} errors in {:.3} s",
@@ -491,6 +522,7 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
             "elapsed_s": s.elapsed.as_secs_f64(),
             "throughput_per_s": s.throughput(),
             "raw_blst_threads": raw.threads,
+            "raw_blst_cpus": raw.cpus,
             "raw_blst_sign_per_s": raw.sign_per_sec,
             "raw_blst_shared_root_per_s": raw.shared_root_per_sec,
             "throughput_ratio_to_raw": s.throughput() / raw.sign_per_sec,
