@@ -75,6 +75,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, DbError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(map)?;
+    // The check path alone uses a dozen statements, import and export more: keep them all
+    // prepared (rusqlite's default cache of 16 would re-parse SQL under mixed load).
+    conn.set_prepared_statement_cache_capacity(64);
     // Fail fast instead of waiting when another process holds the lock.
     conn.busy_timeout(std::time::Duration::ZERO).map_err(map)?;
     // Exclusive locking first: the WAL index then lives in heap memory (no -shm) and the
