@@ -380,7 +380,8 @@ impl fmt::Display for Verified {
         match (self.last_seq, self.last_hash) {
             (Some(seq), Some(hash)) => write!(
                 f,
-                "OK: {} lines, last seq {seq}, last line SHA-256 {}",
+                "OK: {} lines, last seq {seq}, last line SHA-256 {}\n(lines cut off the end \
+                 cannot be seen in the file alone: compare this hash with one kept elsewhere)",
                 self.lines,
                 hex::encode(hash)
             ),
