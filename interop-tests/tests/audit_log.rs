@@ -240,3 +240,104 @@ fn a_second_keyguard_cannot_share_the_log() {
         "{err}"
     );
 }
+
+/// `keyguard ARGS` with the token's flags: (success, stdout + stderr).
+fn run_keyguard(args: &[&str], extra: &[String]) -> (bool, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(extra.iter().map(String::as_str));
+    let out = keyguard_command(&all);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn key_commands_are_audited_and_wait_for_the_server() {
+    let Some(hsm) = interop_tests::softhsm::softhsm() else {
+        return;
+    };
+    let token = hsm.token();
+    let flags = token.cli_flags();
+    let tmp = tempfile::tempdir().unwrap();
+    let (sealed, data, log) = (
+        tmp.path().join("sealed"),
+        tmp.path().join("data"),
+        tmp.path().join("audit.jsonl"),
+    );
+    let (sealed_s, data_s, log_s) = (
+        sealed.to_str().unwrap(),
+        data.to_str().unwrap(),
+        log.to_str().unwrap(),
+    );
+    let (ok, out) = run_keyguard(&["hsm", "init-kek"], &flags);
+    assert!(ok, "{out}");
+    let audited = ["--audit-log", log_s, "--data-dir", data_s];
+    let mut generate = vec!["keys", "generate", "--count", "1", "--out", sealed_s];
+    generate.extend(audited);
+    let (ok, out) = run_keyguard(&generate, &flags);
+    assert!(ok, "{out}");
+    let pubkey = out
+        .lines()
+        .find(|l| l.starts_with("0x") && l.len() == 98)
+        .expect("generate prints the pubkey")
+        .to_owned();
+
+    let mut run_args = vec![
+        "--network",
+        "config/networks/devnet-minimal.yaml",
+        "--sealed-keys",
+        sealed_s,
+    ];
+    run_args.extend(audited);
+    let run_args: Vec<String> = run_args
+        .iter()
+        .map(|s| s.to_string())
+        .chain(flags.iter().cloned())
+        .collect();
+    let run_refs: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let mut kg = KeyguardProcess::start(&run_refs, tmp.path()).unwrap();
+    kg.wait_healthy(Duration::from_secs(30)).unwrap();
+
+    // While the server holds the log, a key command refuses before changing anything.
+    let mut destroy = vec!["keys", "destroy", "--pubkey", &pubkey, "--dir", sealed_s];
+    destroy.extend(audited);
+    let (ok, out) = run_keyguard(&destroy, &flags);
+    assert!(!ok, "destroy ran while the server holds the audit log");
+    assert!(out.contains("is in use by a running keyguard"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(&sealed).unwrap().count(),
+        1,
+        "nothing changed"
+    );
+    stop(&mut kg);
+
+    let (ok, out) = run_keyguard(&destroy, &flags);
+    assert!(ok, "{out}");
+    let (code, stdout, stderr) = verify(&log);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let events: Vec<(String, String)> = read_lines(&log)
+        .iter()
+        .map(|l| json(l))
+        .map(|e| {
+            let name = e["event"].as_str().unwrap().to_owned();
+            let who = e["by"]
+                .as_str()
+                .or(e["pubkey"].as_str())
+                .unwrap()
+                .to_owned();
+            (name, who)
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("log_open", "keyguard keys generate"),
+        ("key_generate", pubkey.as_str()),
+        ("log_open", "keyguard run"),
+        ("key_load", pubkey.as_str()),
+        ("log_open", "keyguard keys destroy"),
+        ("key_destroy", pubkey.as_str()),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(events, expected);
+}
