@@ -57,6 +57,12 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Work with audit log files: `keyguard audit verify FILE` checks the hash chain.
+    Audit {
+        /// The audit command.
+        #[command(subcommand)]
+        command: crate::audit::cli::AuditCommand,
+    },
 }
 
 /// `keyguard slashing ...`. Run these while `keyguard run` is stopped: the database is
@@ -161,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&config);
             crate::keys_cli::run_keys(command, &config)
         }
+        Command::Audit { command } => crate::audit::cli::run(command),
     }
 }
 

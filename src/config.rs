@@ -664,6 +664,7 @@ impl Config {
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }
+        self.audit.validate(&self.data_dir)?;
         if self
             .log
             .level

@@ -3,8 +3,11 @@
 use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::hsm::cli::{run_hsm_command, run_sealed_keys_command, HsmCommand, SealedKeysCommand};
+use crate::hsm::cli::{
+    run_audited_sealed_keys_command, run_hsm_command, HsmCommand, SealedKeysCommand,
+};
 use crate::keys::{self, KeyTable, LoadProgress, ValidatorKey};
 
 /// `keyguard keys ...`.
@@ -25,20 +28,44 @@ pub fn run_hsm(command: HsmCommand, config: &Config) -> anyhow::Result<()> {
 
 /// Runs `keyguard keys ...`.
 pub fn run_keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
-    match command {
-        KeysCommand::List => list(config),
-        KeysCommand::Sealed(SealedKeysCommand::Destroy { pubkey, dir }) => {
+    let KeysCommand::Sealed(cmd) = command else {
+        return list(config);
+    };
+    // First, before anything changes: fails if a running keyguard holds the audit log.
+    let audit = AuditLog::open(
+        &config.audit,
+        &config.data_dir,
+        &format!("keyguard keys {}", sealed_command_name(&cmd)),
+        None,
+    )?;
+    let result = run_sealed(cmd, config, &audit);
+    audit.close();
+    result
+}
+
+fn run_sealed(cmd: SealedKeysCommand, config: &Config, audit: &AuditLog) -> anyhow::Result<()> {
+    let network = config.network()?;
+    match cmd {
+        SealedKeysCommand::Destroy { pubkey, dir } => {
             export_history_before_destroy(config, &pubkey)?;
             let cmd = SealedKeysCommand::Destroy { pubkey, dir };
-            let network = config.network()?;
-            run_sealed_keys_command(cmd, config.require_hsm()?, &network, || Ok(Vec::new()))
-        }
-        KeysCommand::Sealed(cmd) => {
-            let network = config.network()?;
-            run_sealed_keys_command(cmd, config.require_hsm()?, &network, || {
-                keys_to_seal(config)
+            run_audited_sealed_keys_command(cmd, config.require_hsm()?, &network, audit, || {
+                Ok(Vec::new())
             })
         }
+        cmd => run_audited_sealed_keys_command(cmd, config.require_hsm()?, &network, audit, || {
+            keys_to_seal(config)
+        }),
+    }
+}
+
+/// The subcommand's name, for the audit log's `log_open` event.
+fn sealed_command_name(cmd: &SealedKeysCommand) -> &'static str {
+    match cmd {
+        SealedKeysCommand::Seal { .. } => "seal",
+        SealedKeysCommand::Generate { .. } => "generate",
+        SealedKeysCommand::Reseal { .. } => "reseal",
+        SealedKeysCommand::Destroy { .. } => "destroy",
     }
 }
 

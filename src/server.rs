@@ -31,8 +31,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
+    let audit = Arc::new(crate::audit::AuditLog::open(
+        &config.audit,
+        &config.data_dir,
+        "keyguard run",
+        Some(metrics.registry()),
+    )?);
     let (jobs, hsm) = key_jobs(&config)?;
-    spawn_key_loading(jobs, Arc::clone(&keys), Arc::clone(&key_progress));
+    spawn_key_loading(
+        jobs,
+        Arc::clone(&keys),
+        Arc::clone(&key_progress),
+        Arc::clone(&audit),
+    );
 
     let state = Arc::new(AppState {
         network,
@@ -46,7 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         hsm,
         access: Arc::new(crate::access::AccessPolicy::permissive()),
-        audit: Arc::new(crate::audit::AuditLog::disabled()),
+        audit: Arc::clone(&audit),
         keymanager: None,
     });
     if config.metrics.enabled {
@@ -61,6 +72,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("signing API server failed")?;
+    // Every request has been answered: write what is queued before exiting.
+    tokio::task::spawn_blocking(move || audit.close())
+        .await
+        .context("closing the audit log")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -133,12 +148,22 @@ pub fn key_jobs(config: &Config) -> anyhow::Result<(Vec<LoadJob>, Option<Arc<Hsm
     Ok((jobs, Some(hsm)))
 }
 
-/// Loads keys on a background thread (in parallel across cores) while the server runs.
-fn spawn_key_loading(jobs: Vec<LoadJob>, table: Arc<KeyTable>, progress: Arc<LoadProgress>) {
+/// Loads keys on a background thread (in parallel across cores) while the server runs;
+/// each loaded key becomes a `key_load` audit event.
+fn spawn_key_loading(
+    jobs: Vec<LoadJob>,
+    table: Arc<KeyTable>,
+    progress: Arc<LoadProgress>,
+    audit: Arc<crate::audit::AuditLog>,
+) {
     progress.add_total(jobs.len());
     std::thread::spawn(move || {
         let started = Instant::now();
         keys::loader::run_jobs(jobs, &table, &progress);
+        for key in table.keys() {
+            let detail = format!("{} {}", key.source().as_str(), key.origin());
+            audit.record_key_event("key_load", key.pubkey(), &detail);
+        }
         progress.finish();
         let s = progress.snapshot();
         tracing::info!(

@@ -39,6 +39,9 @@ pub async fn healthcheck(State(state): State<Arc<AppState>>) -> Response {
     if let Some(hsm) = &state.hsm {
         checks.push(hsm_check(hsm));
     }
+    if let Some(audit) = audit_check(&state.audit) {
+        checks.push(audit);
+    }
     let up = checks.iter().all(Check::is_up);
     let status = if up { "UP" } else { "DOWN" };
     let code = if up {
@@ -103,6 +106,30 @@ fn hsm_check(hsm: &crate::hsm::HsmSession) -> Check {
         status,
         data,
     }
+}
+
+/// DOWN while the audit log cannot be written and `on_failure = "refuse"` (nothing is
+/// signed then). With `continue` signing goes on, so the check stays UP and says the log is
+/// failing in its data. Absent when audit is off.
+fn audit_check(audit: &crate::audit::AuditLog) -> Option<Check> {
+    use crate::audit::{AuditHealth, OnFailure};
+    let (status, data) = match audit.health() {
+        AuditHealth::Disabled => return None,
+        AuditHealth::Up => ("UP", serde_json::json!({ "writable": true })),
+        AuditHealth::Failing { reason, on_failure } => (
+            if on_failure == OnFailure::Refuse {
+                "DOWN"
+            } else {
+                "UP"
+            },
+            serde_json::json!({ "writable": false, "reason": reason }),
+        ),
+    };
+    Some(Check {
+        id: "audit-log-check",
+        status,
+        data,
+    })
 }
 
 /// `GET /api/v1/eth2/publicKeys`: every loaded pubkey, `0x` + lowercase hex.

@@ -76,4 +76,6 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use axum::Extension;
 
 use super::{error::ApiError, AppState};
 use crate::access::ClientIdentity;
-use crate::audit::SigningDecision;
+use crate::audit::{AuditReservation, SigningDecision};
 use crate::consensus::{self, PreparedRequest, RequestType, SlashingSubject};
 use crate::keys::{self, PubkeyBytes, SignatureBytes, ValidatorKey};
 use crate::metrics::{Outcome, UNKNOWN_REQUEST_TYPE};
@@ -28,6 +28,9 @@ struct Progress {
     request_type: Option<RequestType>,
     subject: Option<SlashingSubject>,
     signing_root: Option<[u8; 32]>,
+    /// The decision's place in the audit queue, held from before slashing protection
+    /// records anything until the outcome is known.
+    audit: Option<AuditReservation>,
 }
 
 /// The handler: turns the outcome into a response (signature or JSON error).
@@ -52,14 +55,15 @@ pub async fn sign(
     state
         .metrics
         .observe_request(type_label, outcome, started.elapsed());
-    state.audit.record_signing(&SigningDecision {
+    let decision = SigningDecision {
         client: &client,
         pubkey: &pubkey,
         request_type: progress.request_type,
         subject: progress.subject,
         signing_root: progress.signing_root,
         outcome,
-    });
+    };
+    state.audit.record_signing(&decision, progress.audit.take());
     match result {
         Ok(signature) => signature_response(&headers, &signature),
         Err(err) => {
@@ -89,11 +93,12 @@ async fn sign_request(
     progress.subject = prepared.slashing;
     progress.signing_root = Some(prepared.signing_root);
     // With `audit.on_failure = "refuse"`, nothing is recorded or signed while the audit
-    // log is broken.
-    state
-        .audit
-        .ready()
-        .map_err(|e| ApiError::Internal(format!("{e}; nothing signed")))?;
+    // log is broken, and a signature is released only with a place for its record.
+    let reservation = state.audit.ready().map_err(|e| {
+        tracing::error!(reason = %e.0, "refused: the audit log cannot be written");
+        ApiError::Internal(format!("{e}; nothing signed"))
+    })?;
+    progress.audit = Some(reservation);
     if let Some(subject) = prepared.slashing {
         protect(state, key.pubkey(), &prepared, subject).await?;
     }

@@ -1,16 +1,41 @@
 //! The audit log: an append-only, SHA-256 hash-chained JSON-lines record of every signing
 //! decision and key lifecycle event.
 //!
-//! SCAFFOLD: the config is final; the behaviour is filled in by the audit work (#6).
+//! Events are queued (bounded, `audit.queue_capacity`) and written by one thread that owns
+//! the file ([`writer`]), so signing never waits for the disk. With
+//! `on_failure = "refuse"`, a signature is released only after its event holds a place in
+//! the queue ([`AuditLog::ready`] reserves it, [`AuditLog::record_signing`] fills it), and
+//! nothing is signed while the file cannot be written. [`verify`] checks a log.
 
-use std::path::PathBuf;
+pub mod cli;
+mod file;
+mod metrics;
+mod record;
+pub mod verify;
+mod writer;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
+use tokio::sync::mpsc::{self, OwnedPermit, Sender};
 
 use crate::access::ClientIdentity;
 use crate::consensus::{RequestType, SlashingSubject};
 use crate::keys::PubkeyBytes;
 use crate::metrics::Outcome;
+
+pub use file::{AuditError, ChainHead, LogFile, Sink};
+pub use metrics::AuditMetrics;
+pub use record::{Event, Fields, KeyFields, OpenFields, RecoveredFields, SignFields};
+
+/// How often a failing writer tries again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest `pubkey` written for a request: the path segment is whatever the client sent.
+const MAX_PUBKEY_CHARS: usize = 200;
 
 /// `[audit]`: the audit log.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +73,56 @@ impl Default for AuditConfig {
     }
 }
 
+impl AuditConfig {
+    /// The log file: `path`, or `<data_dir>/audit.jsonl`.
+    pub fn resolved_path(&self, data_dir: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit.jsonl"))
+    }
+
+    /// Checks the settings without touching the disk: the queue holds at least one event,
+    /// the path is not a directory, and its directory exists or can be created (its
+    /// nearest existing ancestor is a directory).
+    pub fn validate(&self, data_dir: &Path) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::new(
+                "audit.queue_capacity",
+                "must be at least 1",
+            ));
+        }
+        let path = self.resolved_path(data_dir);
+        if path.is_dir() {
+            return Err(ConfigError::new(
+                "audit.path",
+                format!("{} is a directory, not a file", path.display()),
+            ));
+        }
+        let mut ancestor = path.parent();
+        while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+            if dir.exists() {
+                if dir.is_dir() {
+                    return Ok(());
+                }
+                return Err(ConfigError::new(
+                    "audit.path",
+                    format!(
+                        "{} cannot be created: {} is not a directory",
+                        path.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+            ancestor = dir.parent();
+        }
+        Ok(())
+    }
+}
+
 /// One signing decision, as the sign handler saw it.
 #[derive(Debug)]
 pub struct SigningDecision<'a> {
@@ -65,14 +140,56 @@ pub struct SigningDecision<'a> {
     pub outcome: Outcome,
 }
 
-/// The audit log could not take an event and `on_failure = "refuse"`.
+/// The audit log could not take an event and `on_failure = "refuse"`. The reason is for
+/// the server log; clients read only the fixed message.
 #[derive(Debug, thiserror::Error)]
-#[error("the audit log cannot be written: {0}")]
+#[error("audit log cannot be written")]
 pub struct AuditUnavailable(pub String);
 
-/// The audit log writer handle.
+/// A place held in the queue for one signing decision (see [`AuditLog::ready`]). Empty
+/// when the log is disabled, or full in `continue` mode. Dropping it frees the place.
 #[derive(Debug, Default)]
-pub struct AuditLog {}
+pub struct AuditReservation(Option<OwnedPermit<Event>>);
+
+/// The audit log's state as `/healthcheck` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditHealth {
+    /// Audit is off.
+    Disabled,
+    /// Events are being written.
+    Up,
+    /// Writes fail; with `refuse`, nothing is signed until they work again.
+    Failing {
+        /// What the writer last saw.
+        reason: String,
+        /// The configured policy.
+        on_failure: OnFailure,
+    },
+}
+
+/// The audit log writer handle.
+#[derive(Default)]
+pub struct AuditLog {
+    inner: Option<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    on_failure: OnFailure,
+    /// `None` once closed.
+    sender: RwLock<Option<Sender<Event>>>,
+    shared: Arc<writer::Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            None => f.write_str("AuditLog(disabled)"),
+            Some(inner) => write!(f, "AuditLog({})", inner.path.display()),
+        }
+    }
+}
 
 impl AuditLog {
     /// A log that records nothing (audit disabled).
@@ -80,15 +197,251 @@ impl AuditLog {
         Self::default()
     }
 
-    /// Called before a signature is released: Err means refuse (audit broken and
-    /// `on_failure = "refuse"`).
-    pub fn ready(&self) -> Result<(), AuditUnavailable> {
-        Ok(())
+    /// Opens the configured log (or returns a disabled one): takes its lock, continues its
+    /// chain (closing a torn last line), writes a `log_open` event naming `by`, and starts
+    /// the writer. Metrics are registered on `registry` when given.
+    pub fn open(
+        config: &AuditConfig,
+        data_dir: &Path,
+        by: &str,
+        registry: Option<&prometheus::Registry>,
+    ) -> anyhow::Result<AuditLog> {
+        use anyhow::Context;
+        if !config.enabled {
+            return Ok(Self::disabled());
+        }
+        let path = config.resolved_path(data_dir);
+        let mut file = LogFile::open(&path)?;
+        let (mut head, torn) = file.read_head()?;
+        if let Some(torn) = torn {
+            head = recover_torn(&mut file, head, &torn).with_context(|| {
+                format!("cannot close the torn last line of {}", path.display())
+            })?;
+            tracing::warn!(
+                path = %path.display(),
+                offset = torn.offset,
+                "the audit log ended with a partial line (crash?); closed it and recorded a \
+                 log_recovered event"
+            );
+        }
+        let metrics = registry
+            .map(AuditMetrics::register)
+            .transpose()
+            .context("cannot register the audit metrics")?;
+        let log = Self::start(Box::new(file), head, config, path.clone(), metrics);
+        log.record(Event::now("log_open", open_fields(by)));
+        tracing::info!(path = %path.display(), on_failure = ?config.on_failure, "audit log enabled");
+        Ok(log)
     }
 
-    /// Queues a signing decision.
-    pub fn record_signing(&self, _decision: &SigningDecision<'_>) {}
+    /// Starts a writer over any sink (tests use failing ones).
+    pub fn start(
+        sink: Box<dyn Sink>,
+        head: ChainHead,
+        config: &AuditConfig,
+        path: PathBuf,
+        metrics: Option<AuditMetrics>,
+    ) -> AuditLog {
+        Self::start_with_retry(sink, head, config, path, metrics, RETRY_INTERVAL)
+    }
+
+    fn start_with_retry(
+        sink: Box<dyn Sink>,
+        head: ChainHead,
+        config: &AuditConfig,
+        path: PathBuf,
+        metrics: Option<AuditMetrics>,
+        retry: Duration,
+    ) -> AuditLog {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(writer::Shared::new(metrics));
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("keyguard-audit".into())
+            .spawn(move || writer::run(sink, head, rx, thread_shared, retry));
+        let thread = match thread {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                // Without a writer nothing drains the queue: it fills up and the failure
+                // policy applies, exactly as for a full disk.
+                tracing::error!(error = %e, "cannot start the audit writer thread");
+                None
+            }
+        };
+        AuditLog {
+            inner: Some(Inner {
+                path,
+                on_failure: config.on_failure,
+                sender: RwLock::new(Some(tx)),
+                shared,
+                thread: Mutex::new(thread),
+            }),
+        }
+    }
+
+    /// True when events are recorded.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Called before a signature is released: holds a place in the queue for the
+    /// decision. Err means refuse (the log cannot be written, or the queue is full, and
+    /// `on_failure = "refuse"`). In `continue` mode this never fails.
+    pub fn ready(&self) -> Result<AuditReservation, AuditUnavailable> {
+        let Some(inner) = &self.inner else {
+            return Ok(AuditReservation(None));
+        };
+        let refuse = inner.on_failure == OnFailure::Refuse;
+        if refuse {
+            if let Some(reason) = inner.shared.failure() {
+                return Err(AuditUnavailable(reason));
+            }
+        }
+        let sender = inner.sender.read().clone();
+        let reserved = sender
+            .ok_or_else(|| "the audit log is closed".to_string())
+            .and_then(|s| {
+                s.try_reserve_owned()
+                    .map_err(|_| "the audit queue is full".to_string())
+            });
+        match reserved {
+            Ok(permit) => Ok(AuditReservation(Some(permit))),
+            Err(reason) if refuse => Err(AuditUnavailable(reason)),
+            // The decision is still offered to the queue when it is recorded.
+            Err(_) => Ok(AuditReservation(None)),
+        }
+    }
+
+    /// Queues a signing decision, into its reserved place when there is one.
+    pub fn record_signing(
+        &self,
+        decision: &SigningDecision<'_>,
+        reservation: Option<AuditReservation>,
+    ) {
+        if self.inner.is_none() {
+            return;
+        }
+        let event = Event::now("sign", Fields::Sign(sign_fields(decision)));
+        match reservation.and_then(|r| r.0) {
+            Some(permit) => {
+                permit.send(event);
+            }
+            None => self.record(event),
+        }
+    }
 
     /// Queues a key lifecycle event (load, import, delete, seal).
-    pub fn record_key_event(&self, _event: &str, _pubkey: &PubkeyBytes, _detail: &str) {}
+    pub fn record_key_event(&self, event: &str, pubkey: &PubkeyBytes, detail: &str) {
+        if self.inner.is_none() {
+            return;
+        }
+        self.record(Event::now(
+            event,
+            Fields::Key(KeyFields {
+                pubkey: crate::keys::pubkey_hex(pubkey),
+                detail: detail.to_string(),
+            }),
+        ));
+    }
+
+    /// The state `/healthcheck` reports.
+    pub fn health(&self) -> AuditHealth {
+        let Some(inner) = &self.inner else {
+            return AuditHealth::Disabled;
+        };
+        match inner.shared.failure() {
+            None => AuditHealth::Up,
+            Some(reason) => AuditHealth::Failing {
+                reason,
+                on_failure: inner.on_failure,
+            },
+        }
+    }
+
+    /// Stops taking events, writes everything queued and waits for the writer. A writer
+    /// that keeps failing gives up after a few attempts (the lost events are counted).
+    /// Later events are counted as lost.
+    pub fn close(&self) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        inner.shared.begin_close();
+        inner.sender.write().take();
+        if let Some(thread) = inner.thread.lock().take() {
+            if thread.join().is_err() {
+                tracing::error!("the audit writer thread panicked");
+            }
+        }
+    }
+
+    /// Offers an event to the queue without waiting; counts it as lost if there is no room.
+    fn record(&self, event: Event) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let sender = inner.sender.read().clone();
+        let accepted = sender.is_some_and(|s| s.try_send(event).is_ok());
+        if !accepted {
+            inner
+                .shared
+                .lost(1, "the audit queue is full or the log is closed");
+        }
+    }
 }
+
+/// Closes a torn last line with a newline and a `log_recovered` line that chains to the
+/// last complete line, written and synced in one append.
+fn recover_torn(
+    file: &mut LogFile,
+    head: ChainHead,
+    torn: &file::TornLine,
+) -> anyhow::Result<ChainHead> {
+    let event = Event::now(
+        "log_recovered",
+        Fields::Recovered(RecoveredFields {
+            torn_offset: torn.offset,
+            torn_bytes: torn.len,
+            torn_sha256: hex::encode(torn.sha256),
+        }),
+    );
+    let (lines, next) = writer::chain_batch(std::slice::from_ref(&event), head);
+    let mut bytes = Vec::with_capacity(lines.len() + 1);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&lines);
+    file.append(&bytes)?;
+    Ok(next)
+}
+
+fn open_fields(by: &str) -> Fields {
+    Fields::Open(OpenFields {
+        by: by.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+    })
+}
+
+fn sign_fields(d: &SigningDecision<'_>) -> SignFields {
+    let (slot, source_epoch, target_epoch) = match d.subject {
+        Some(SlashingSubject::Block { slot }) => (Some(slot), None, None),
+        Some(SlashingSubject::Attestation {
+            source_epoch,
+            target_epoch,
+        }) => (None, Some(source_epoch), Some(target_epoch)),
+        None => (None, None, None),
+    };
+    let reason = Some(d.outcome.reason()).filter(|r| !r.is_empty());
+    SignFields {
+        client: d.client.to_string(),
+        pubkey: d.pubkey.chars().take(MAX_PUBKEY_CHARS).collect(),
+        request_type: d.request_type.map(|t| t.as_str()),
+        slot,
+        source_epoch,
+        target_epoch,
+        signing_root: d.signing_root.map(|r| format!("0x{}", hex::encode(r))),
+        outcome: d.outcome.as_str(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests;

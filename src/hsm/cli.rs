@@ -13,6 +13,7 @@ use super::{
     create_kek, destroy_kek, destroy_sealed, generate_keys_with, init_kek, list_tokens, reseal_all,
     seal_key, sealed_file_name, HsmConfig, HsmError, HsmSession,
 };
+use crate::audit::AuditLog;
 use crate::consensus::Network;
 use crate::keys::deposit_data::{DepositParams, WithdrawalCredentials, DEFAULT_DEPOSIT_GWEI};
 use crate::keys::{parse_pubkey, pubkey_hex, Kdf, ValidatorKey};
@@ -226,6 +227,18 @@ pub fn run_sealed_keys_command(
     network: &Network,
     keys_to_seal: impl FnOnce() -> anyhow::Result<Vec<ValidatorKey>>,
 ) -> anyhow::Result<()> {
+    run_audited_sealed_keys_command(cmd, cfg, network, &AuditLog::disabled(), keys_to_seal)
+}
+
+/// [`run_sealed_keys_command`], recording every sealed, generated, resealed or destroyed
+/// key file as an event in `audit`.
+pub fn run_audited_sealed_keys_command(
+    cmd: SealedKeysCommand,
+    cfg: &HsmConfig,
+    network: &Network,
+    audit: &AuditLog,
+    keys_to_seal: impl FnOnce() -> anyhow::Result<Vec<ValidatorKey>>,
+) -> anyhow::Result<()> {
     match cmd {
         SealedKeysCommand::Seal { out } => {
             // Keystores first: a wrong keystore password should not need the HSM.
@@ -237,6 +250,11 @@ pub fn run_sealed_keys_command(
                 match seal_key(&hsm, key, &out) {
                     Ok(path) => {
                         sealed += 1;
+                        audit.record_key_event(
+                            "key_seal",
+                            key.pubkey(),
+                            &path.display().to_string(),
+                        );
                         println!("sealed {} -> {}", pubkey_hex(key.pubkey()), path.display());
                     }
                     Err(HsmError::AlreadySealed { path }) => {
@@ -263,9 +281,18 @@ pub fn run_sealed_keys_command(
             let mut exports = generate_exports(backup, deposit, network)?;
             let hsm = open_with_kek(cfg)?;
             create_dir(&out)?;
+            let mut seen = Vec::new();
             let result = generate_keys_with(&hsm, count, start_index, &out, |i, key| {
+                seen.push(*key.pubkey());
                 exports.on_key(i, key)
             });
+            // Also after a failure: every key whose sealed file exists was generated.
+            for pk in &seen {
+                let path = out.join(sealed_file_name(pk));
+                if path.exists() {
+                    audit.record_key_event("key_generate", pk, &path.display().to_string());
+                }
+            }
             // Deposit data for exactly the keys that were sealed, also after a failure.
             let written = exports.write_deposit_data(|pk| out.join(sealed_file_name(pk)).exists());
             if let Ok(pubkeys) = &result {
@@ -307,6 +334,12 @@ pub fn run_sealed_keys_command(
         SealedKeysCommand::Reseal { new_kek, dir } => {
             let hsm = HsmSession::open(cfg)?;
             let summary = reseal_all(&hsm, &dir, &new_kek)?;
+            for path in &summary.rotated {
+                if let Some(pk) = pubkey_of_sealed_file(path) {
+                    let detail = format!("{} under KEK \"{new_kek}\"", path.display());
+                    audit.record_key_event("key_reseal", &pk, &detail);
+                }
+            }
             println!(
                 "{} file(s) resealed under \"{new_kek}\", {} already under it; now set \
                  kek_label = \"{new_kek}\" and destroy the old KEK",
@@ -318,6 +351,8 @@ pub fn run_sealed_keys_command(
             let pk = parse_pubkey(&pubkey)
                 .with_context(|| format!("\"{pubkey}\" is not a pubkey (0x + 96 hex digits)"))?;
             destroy_sealed(&dir, &pk)?;
+            let path = dir.join(sealed_file_name(&pk));
+            audit.record_key_event("key_destroy", &pk, &path.display().to_string());
             println!("destroyed the sealed key of {}", pubkey_hex(&pk));
         }
     }
@@ -348,6 +383,12 @@ fn generate_exports(
         _ => None,
     };
     GenerateExports::new(backup, deposit)
+}
+
+/// The pubkey in a sealed file's name (`0x<pubkey>.sealed.json`).
+fn pubkey_of_sealed_file(path: &std::path::Path) -> Option<crate::keys::PubkeyBytes> {
+    let name = path.file_name()?.to_str()?;
+    parse_pubkey(name.strip_suffix(super::SEALED_SUFFIX)?)
 }
 
 fn open_with_kek(cfg: &HsmConfig) -> Result<HsmSession, HsmError> {
