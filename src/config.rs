@@ -664,6 +664,8 @@ impl Config {
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }
+        crate::tls::validate(&self.tls, &self.access)?;
+        crate::access::validate(&self.access, self.tls.known_clients.is_some())?;
         if self
             .log
             .level
