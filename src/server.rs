@@ -101,9 +101,7 @@ async fn serve_api(
                 .await
         }
         Some((server, tls_metrics)) => {
-            let client_auth = config.tls.client_ca.is_some()
-                || config.tls.known_clients.is_some()
-                || !config.tls.allowed_fingerprints.is_empty();
+            let client_auth = config.tls.client_auth_configured(&config.access);
             let listener = TlsListener::spawn(listener, server, tls_metrics)
                 .context("cannot start the TLS listener")?;
             tracing::info!(%listen, client_certificates = client_auth, "signing API listening (TLS)");

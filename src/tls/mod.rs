@@ -53,7 +53,7 @@ impl TlsConfig {
 impl TlsConfig {
     /// True when any client-certificate setting is given (the `[[access.clients]]`
     /// fingerprints count too: see [`allowed_fingerprints`]).
-    fn client_auth_configured(&self, access: &AccessConfig) -> bool {
+    pub fn client_auth_configured(&self, access: &AccessConfig) -> bool {
         self.client_ca.is_some() || self.fingerprint_list_configured(access)
     }
 
