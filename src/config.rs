@@ -665,6 +665,8 @@ impl Config {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }
         self.audit.validate(&self.data_dir)?;
+        crate::tls::validate(&self.tls, &self.access)?;
+        crate::access::validate(&self.access, self.tls.known_clients.is_some())?;
         if self
             .log
             .level

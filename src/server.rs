@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::hsm::HsmSession;
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
 use crate::signing::SigningPool;
+use crate::tls::listener::{PeerInfo, TlsListener, TlsMetrics};
 
 /// Runs the signer until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -28,6 +29,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         crate::metrics::Metrics::new(config.metrics.web3signer_compat)
             .context("cannot create metrics")?,
     );
+    // Before anything else starts: a TLS or access mistake is a config error (exit 2).
+    let known_clients = crate::tls::load_known_clients(&config.tls)?;
+    let access = Arc::new(crate::access::AccessPolicy::from_config(
+        &config.access,
+        &known_clients,
+    )?);
+    let tls = tls_setup(&config, &known_clients, &metrics)?;
     let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
@@ -56,7 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_body_bytes: config.server.max_body_bytes,
         metrics,
         hsm,
-        access: Arc::new(crate::access::AccessPolicy::permissive()),
+        access,
         audit: Arc::clone(&audit),
         keymanager: None,
     });
@@ -64,20 +72,60 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         serve_metrics(&config, Arc::clone(&state)).await?;
     }
     let app = api::router(state, config.server.http_path_prefix.as_deref());
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
-    tracing::info!(listen = %config.server.listen, "signing API listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("signing API server failed")?;
+    serve_api(&config, app, tls).await?;
     // Every request has been answered: write what is queued before exiting.
     tokio::task::spawn_blocking(move || audit.close())
         .await
         .context("closing the audit log")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The rustls configuration and TLS metrics, when `[tls]` gives a server identity.
+fn tls_setup(
+    config: &Config,
+    known_clients: &[crate::tls::known_clients::KnownClient],
+    metrics: &crate::metrics::Metrics,
+) -> anyhow::Result<Option<(Arc<rustls::ServerConfig>, TlsMetrics)>> {
+    if !config.tls.enabled() {
+        return Ok(None);
+    }
+    let server = crate::tls::server_config(&config.tls, &config.access, known_clients)?;
+    let tls_metrics =
+        TlsMetrics::register(metrics.registry()).context("cannot register the TLS metrics")?;
+    Ok(Some((server, tls_metrics)))
+}
+
+/// Serves the signing API over plain TCP or TLS until SIGINT or SIGTERM. Either way each
+/// request carries a `ConnectInfo<PeerInfo>` (with the client certificate on TLS).
+async fn serve_api(
+    config: &Config,
+    app: axum::Router,
+    tls: Option<(Arc<rustls::ServerConfig>, TlsMetrics)>,
+) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
+    let service = app.into_make_service_with_connect_info::<PeerInfo>();
+    let served = match tls {
+        None => {
+            tracing::info!(%listen, "signing API listening (plain HTTP)");
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        Some((server, tls_metrics)) => {
+            let client_auth = config.tls.client_auth_configured(&config.access);
+            let listener = TlsListener::spawn(listener, server, tls_metrics)
+                .context("cannot start the TLS listener")?;
+            tracing::info!(%listen, client_certificates = client_auth, "signing API listening (TLS)");
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
+    served.context("signing API server failed")
 }
 
 /// Starts the metrics listener in the background.

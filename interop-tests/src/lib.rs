@@ -5,6 +5,7 @@ pub mod keyguard_process;
 pub mod lodestar;
 pub mod requests;
 pub mod softhsm;
+pub mod tls;
 
 use std::path::PathBuf;
 

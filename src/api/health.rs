@@ -5,9 +5,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Serialize;
 
 use super::AppState;
+use crate::access::ClientIdentity;
 
 /// `GET /upcheck`: the process is up (answers even while keys load).
 pub async fn upcheck() -> Response {
@@ -132,12 +134,18 @@ fn audit_check(audit: &crate::audit::AuditLog) -> Option<Check> {
     })
 }
 
-/// `GET /api/v1/eth2/publicKeys`: every loaded pubkey, `0x` + lowercase hex.
-pub async fn public_keys(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /api/v1/eth2/publicKeys`: every loaded pubkey, `0x` + lowercase hex. A client
+/// with a key scope (`[[access.clients]].pubkeys`) sees only the keys it may use.
+pub async fn public_keys(
+    State(state): State<Arc<AppState>>,
+    client: Option<Extension<ClientIdentity>>,
+) -> Response {
+    let client = client.map_or(ClientIdentity::Anonymous, |Extension(c)| c);
     let keys: Vec<String> = state
         .keys
         .pubkeys()
         .iter()
+        .filter(|pk| state.access.may_use(&client, pk))
         .map(crate::keys::pubkey_hex)
         .collect();
     axum::Json(keys).into_response()

@@ -3,6 +3,7 @@
 //! Routes are served at the root path and, when configured, also under
 //! `server.http_path_prefix`. Every error is a status code with a JSON `{"message"}` body.
 
+pub mod access_layer;
 mod error;
 mod health;
 mod metrics;
@@ -55,12 +56,12 @@ pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
         .route("/api/v1/eth2/publicKeys", get(health::public_keys))
         .route("/api/v1/eth2/sign/{pubkey}", post(sign::sign))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state);
+        .with_state(Arc::clone(&state));
     let app = match prefix.map(|p| p.trim_end_matches('/')) {
         Some(p) if !p.is_empty() => Router::new().nest(p, routes.clone()).merge(routes),
         _ => routes,
     };
-    app.fallback(not_found)
+    access_layer::apply(app.fallback(not_found), Arc::clone(&state.access), prefix)
 }
 
 /// The metrics listener's router: `GET /metrics` only.

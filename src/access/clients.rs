@@ -1,0 +1,257 @@
+//! Compiling `[[access.clients]]`: bearer tokens read from their files, fingerprints and
+//! key scopes parsed. Every problem is a [`ConfigError`] naming `access.clients[i].…`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::ClientConfig;
+use crate::config::ConfigError;
+use crate::keys::{self, PubkeyBytes};
+use crate::tls::fingerprint::{self, Fingerprint};
+
+/// A client's bearer token, kept only as its SHA-256: comparing digests of equal length
+/// in constant time leaks neither the token's bytes nor its length.
+pub struct TokenDigest(Zeroizing<[u8; 32]>);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &[u8]) -> Self {
+        Self(Zeroizing::new(Sha256::digest(token).into()))
+    }
+
+    /// Constant-time equality.
+    pub fn matches(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&*other.0).into()
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
+    }
+}
+
+/// One compiled `[[access.clients]]` entry.
+#[derive(Debug)]
+pub struct Client {
+    /// Its name.
+    pub name: String,
+    /// Its certificates.
+    pub fingerprints: Vec<Fingerprint>,
+    /// Its bearer token, if it has one.
+    pub token: Option<TokenDigest>,
+    /// The only keys it may use; `None`: every key.
+    pub scope: Option<HashSet<PubkeyBytes>>,
+}
+
+/// Compiles every entry; names, fingerprints and tokens must be unique across entries.
+pub fn compile(configs: &[ClientConfig]) -> Result<Vec<Client>, ConfigError> {
+    let clients = configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| compile_one(i, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(&clients)?;
+    Ok(clients)
+}
+
+fn compile_one(index: usize, config: &ClientConfig) -> Result<Client, ConfigError> {
+    let setting = |field: &str| format!("access.clients[{index}].{field}");
+    let name = config.name.trim();
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(ConfigError::new(
+            setting("name"),
+            "every client needs a name without spaces",
+        ));
+    }
+    if config.fingerprints.is_empty() && config.token_file.is_none() {
+        return Err(ConfigError::new(
+            setting("fingerprints"),
+            format!("client `{name}` has neither fingerprints nor a token_file, so nothing can identify it"),
+        ));
+    }
+    let fingerprints = config
+        .fingerprints
+        .iter()
+        .map(|f| fingerprint::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::new(setting("fingerprints"), e.to_string()))?;
+    let token = match &config.token_file {
+        Some(path) => {
+            Some(read_token(path).map_err(|m| ConfigError::new(setting("token_file"), m))?)
+        }
+        None => None,
+    };
+    let scope = match &config.pubkeys {
+        Some(list) => Some(parse_scope(list).map_err(|m| ConfigError::new(setting("pubkeys"), m))?),
+        None => None,
+    };
+    Ok(Client {
+        name: name.to_string(),
+        fingerprints,
+        token,
+        scope,
+    })
+}
+
+/// The token is the file's content without surrounding whitespace (a trailing newline
+/// is how editors save files); it must not be empty.
+fn read_token(path: &std::path::Path) -> Result<TokenDigest, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    );
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(TokenDigest::of(token.as_bytes()))
+}
+
+fn parse_scope(list: &[String]) -> Result<HashSet<PubkeyBytes>, String> {
+    list.iter()
+        .map(|pk| {
+            keys::parse_pubkey(pk.trim())
+                .ok_or_else(|| format!("`{pk}` is not a 48-byte hex BLS public key"))
+        })
+        .collect()
+}
+
+/// Two entries with one name, certificate or token would make identities ambiguous.
+fn check_unique(clients: &[Client]) -> Result<(), ConfigError> {
+    let mut names = HashSet::new();
+    let mut fingerprints = HashMap::new();
+    for (i, client) in clients.iter().enumerate() {
+        if !names.insert(client.name.as_str()) {
+            return Err(ConfigError::new(
+                format!("access.clients[{i}].name"),
+                format!("the name `{}` is used twice", client.name),
+            ));
+        }
+        for fp in &client.fingerprints {
+            if let Some(other) = fingerprints.insert(*fp, client.name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("access.clients[{i}].fingerprints"),
+                    format!(
+                        "{} is also listed for client `{other}`",
+                        fingerprint::to_colon_hex(fp)
+                    ),
+                ));
+            }
+        }
+        let token_taken = client.token.as_ref().is_some_and(|t| {
+            clients[..i]
+                .iter()
+                .filter_map(|c| c.token.as_ref())
+                .any(|other| other.matches(t))
+        });
+        if token_taken {
+            return Err(ConfigError::new(
+                format!("access.clients[{i}].token_file"),
+                "this token is also the token of another client",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PK: &str = "0xa99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f649f7b53359fe8b94a38e44c";
+    const FP: &str = "df65b802085e91820f91f51c965692c41af6c627fd6cfc31f2bb901722595b50";
+
+    fn client(name: &str) -> ClientConfig {
+        ClientConfig {
+            name: name.into(),
+            fingerprints: vec![FP.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bad_pubkey_names_the_setting() {
+        let mut c = client("a");
+        c.pubkeys = Some(vec![PK.into(), "0x1234".into()]);
+        let err = compile(&[client("x"), c]).unwrap_err();
+        assert_eq!(err.setting, "access.clients[1].pubkeys");
+        assert!(err.message.contains("0x1234"), "{err}");
+    }
+
+    #[test]
+    fn scope_is_parsed() {
+        let mut c = client("a");
+        c.pubkeys = Some(vec![PK.into()]);
+        let compiled = compile(&[c]).unwrap();
+        let scope = compiled[0].scope.as_ref().unwrap();
+        assert!(scope.contains(&keys::parse_pubkey(PK).unwrap()));
+        assert_eq!(scope.len(), 1);
+    }
+
+    #[test]
+    fn tokens_are_read_trimmed_and_compared_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        let c = ClientConfig {
+            name: "tok".into(),
+            token_file: Some(path),
+            ..Default::default()
+        };
+        let compiled = compile(&[c]).unwrap();
+        let token = compiled[0].token.as_ref().unwrap();
+        assert!(token.matches(&TokenDigest::of(b"s3cret-token")));
+        assert!(!token.matches(&TokenDigest::of(b"s3cret-token\n")));
+        assert!(!token.matches(&TokenDigest::of(b"other")));
+        assert!(!format!("{compiled:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn empty_or_missing_token_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "  \n").unwrap();
+        for file in [path, dir.path().join("absent")] {
+            let c = ClientConfig {
+                name: "tok".into(),
+                token_file: Some(file),
+                ..Default::default()
+            };
+            assert_eq!(
+                compile(&[c]).unwrap_err().setting,
+                "access.clients[0].token_file"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_and_unidentifiable_clients_are_errors() {
+        let err = compile(&[client("a"), client("a")]).unwrap_err();
+        assert_eq!(err.setting, "access.clients[1].name");
+        let err = compile(&[client("a"), client("b")]).unwrap_err();
+        assert_eq!(err.setting, "access.clients[1].fingerprints");
+        let nothing = ClientConfig {
+            name: "n".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            compile(&[nothing]).unwrap_err().setting,
+            "access.clients[0].fingerprints"
+        );
+        assert_eq!(
+            compile(&[client("")]).unwrap_err().setting,
+            "access.clients[0].name"
+        );
+        let mut bad_fp = client("c");
+        bad_fp.fingerprints = vec!["zz".into()];
+        assert_eq!(
+            compile(&[bad_fp]).unwrap_err().setting,
+            "access.clients[0].fingerprints"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Identity resolution, known-client enforcement and key scopes.
+
+use super::*;
+
+const PK_A: &str = "0xa99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f649f7b53359fe8b94a38e44c";
+const PK_B: &str = "0xb89bebc699769726a318c8e9971bd3171297c61aea4a6578a7a4f94b547dcba5bac16a89108b6b6a1fe3695d1a874a0b";
+
+fn fp(n: u8) -> Fingerprint {
+    [n; 32]
+}
+
+fn pk(s: &str) -> PubkeyBytes {
+    crate::keys::parse_pubkey(s).unwrap()
+}
+
+struct Setup {
+    policy: AccessPolicy,
+    _dir: tempfile::TempDir,
+}
+
+/// Clients: `scoped` (cert fp(1), token "tok-scoped", only PK_A), `free` (cert fp(2), no
+/// scope); the known-clients file names fp(3) `from-file` and fp(1) `shadowed`.
+fn setup(require_known_client: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("scoped.token");
+    std::fs::write(&token, "tok-scoped\n").unwrap();
+    let config = AccessConfig {
+        allowed_hosts: vec!["localhost".into()],
+        require_known_client,
+        clients: vec![
+            ClientConfig {
+                name: "scoped".into(),
+                fingerprints: vec![hex::encode(fp(1))],
+                token_file: Some(token),
+                pubkeys: Some(vec![PK_A.into()]),
+            },
+            ClientConfig {
+                name: "free".into(),
+                fingerprints: vec![hex::encode(fp(2))],
+                ..Default::default()
+            },
+        ],
+    };
+    let known = [
+        KnownClient {
+            name: "from-file".into(),
+            fingerprint: fp(3),
+        },
+        KnownClient {
+            name: "shadowed".into(),
+            fingerprint: fp(1),
+        },
+    ];
+    Setup {
+        policy: AccessPolicy::from_config(&config, &known).unwrap(),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn certificate_identity_is_named_from_clients_then_known_clients_file() {
+    let s = setup(false);
+    let id = s.policy.identify(Some(&fp(1)), None).unwrap();
+    assert_eq!(
+        id,
+        ClientIdentity::Certificate {
+            fingerprint: fp(1),
+            name: Some("scoped".into())
+        }
+    );
+    let id = s.policy.identify(Some(&fp(3)), None).unwrap();
+    assert_eq!(
+        id,
+        ClientIdentity::Certificate {
+            fingerprint: fp(3),
+            name: Some("from-file".into())
+        }
+    );
+    let id = s.policy.identify(Some(&fp(9)), None).unwrap();
+    assert_eq!(
+        id,
+        ClientIdentity::Certificate {
+            fingerprint: fp(9),
+            name: None
+        }
+    );
+}
+
+#[test]
+fn certificate_wins_over_a_bearer_token() {
+    let s = setup(false);
+    let id = s
+        .policy
+        .identify(Some(&fp(2)), Some("Bearer tok-scoped"))
+        .unwrap();
+    assert_eq!(
+        id,
+        ClientIdentity::Certificate {
+            fingerprint: fp(2),
+            name: Some("free".into())
+        }
+    );
+}
+
+#[test]
+fn bearer_token_identifies_its_client() {
+    let s = setup(false);
+    for header in [
+        "Bearer tok-scoped",
+        "bearer tok-scoped",
+        "  BEARER   tok-scoped ",
+    ] {
+        assert_eq!(
+            s.policy.identify(None, Some(header)),
+            Ok(ClientIdentity::Token {
+                name: "scoped".into()
+            }),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn unknown_token_is_forbidden_and_malformed_header_unauthorized() {
+    let s = setup(false);
+    assert!(matches!(
+        s.policy.identify(None, Some("Bearer wrong")),
+        Err(Denied::Forbidden(_))
+    ));
+    for bad in ["tok-scoped", "Basic dXNlcjpwdw==", "Bearer ", "Bearer"] {
+        assert!(
+            matches!(
+                s.policy.identify(None, Some(bad)),
+                Err(Denied::Unauthorized(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn anonymous_without_credentials() {
+    let s = setup(false);
+    assert_eq!(s.policy.identify(None, None), Ok(ClientIdentity::Anonymous));
+}
+
+#[test]
+fn require_known_client_refuses_anonymous_and_unnamed_certificates() {
+    let s = setup(true);
+    assert!(matches!(
+        s.policy.identify(None, None),
+        Err(Denied::Forbidden(_))
+    ));
+    assert!(matches!(
+        s.policy.identify(Some(&fp(9)), None),
+        Err(Denied::Forbidden(_))
+    ));
+    assert!(s.policy.identify(Some(&fp(3)), None).is_ok());
+    assert!(s.policy.identify(None, Some("Bearer tok-scoped")).is_ok());
+}
+
+#[test]
+fn scoped_client_may_use_only_its_keys() {
+    let s = setup(false);
+    let by_cert = s.policy.identify(Some(&fp(1)), None).unwrap();
+    let by_token = s.policy.identify(None, Some("Bearer tok-scoped")).unwrap();
+    for id in [&by_cert, &by_token] {
+        assert!(s.policy.check_key(id, &pk(PK_A)).is_ok());
+        let err = s.policy.check_key(id, &pk(PK_B)).unwrap_err();
+        assert!(err.client.contains("scoped"), "{err}");
+        assert!(!s.policy.may_use(id, &pk(PK_B)));
+    }
+}
+
+#[test]
+fn unscoped_and_anonymous_clients_may_use_every_key() {
+    let s = setup(false);
+    let free = s.policy.identify(Some(&fp(2)), None).unwrap();
+    let file = s.policy.identify(Some(&fp(3)), None).unwrap();
+    for id in [&free, &file, &ClientIdentity::Anonymous] {
+        assert!(s.policy.check_key(id, &pk(PK_A)).is_ok());
+        assert!(s.policy.check_key(id, &pk(PK_B)).is_ok());
+    }
+}
+
+#[test]
+fn host_check_error_names_the_setting() {
+    let s = setup(false);
+    assert!(s.policy.check_host(Some("localhost:9000")).is_ok());
+    let Err(Denied::Forbidden(message)) = s.policy.check_host(Some("evil.example")) else {
+        panic!("evil.example must be refused");
+    };
+    assert_eq!(
+        message,
+        "Host header `evil.example` is not allowed; add it to access.allowed_hosts"
+    );
+    assert!(s.policy.check_host(None).is_err());
+}
+
+#[test]
+fn permissive_policy_allows_everything() {
+    let p = AccessPolicy::permissive();
+    assert!(p.check_host(None).is_ok());
+    assert!(p.check_host(Some("evil.example")).is_ok());
+    assert_eq!(p.identify(None, None), Ok(ClientIdentity::Anonymous));
+    assert!(p.check_key(&ClientIdentity::Anonymous, &pk(PK_A)).is_ok());
+}
+
+#[test]
+fn validate_refuses_empty_hosts_and_require_known_client_without_clients() {
+    let mut c = AccessConfig::default();
+    assert!(validate(&c, false).is_ok());
+    c.allowed_hosts.clear();
+    assert_eq!(
+        validate(&c, false).unwrap_err().setting,
+        "access.allowed_hosts"
+    );
+    let c = AccessConfig {
+        require_known_client: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        validate(&c, false).unwrap_err().setting,
+        "access.require_known_client"
+    );
+    assert!(validate(&c, true).is_ok());
+}
