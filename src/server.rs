@@ -31,7 +31,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
-    let (jobs, hsm) = key_jobs(&config)?;
+    let (mut jobs, hsm) = key_jobs(&config)?;
+    let km = crate::keymanager::startup(&config, hsm, &metrics)?;
+    jobs.extend(km.jobs);
+    let hsm = km.hsm;
     spawn_key_loading(jobs, Arc::clone(&keys), Arc::clone(&key_progress));
 
     let state = Arc::new(AppState {
@@ -47,7 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hsm,
         access: Arc::new(crate::access::AccessPolicy::permissive()),
         audit: Arc::new(crate::audit::AuditLog::disabled()),
-        keymanager: None,
+        keymanager: km.keymanager,
     });
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;
