@@ -94,7 +94,8 @@ pub(super) async fn run(
     for ((pk, step), status) in pubkeys.iter().zip(steps).zip(statuses) {
         let status = match step {
             Step::Removed(key) => remove_stored(km, ctx, pk, key).await,
-            _ => status,
+            Step::Absent => remove_unloaded(km, ctx, pk, status).await,
+            Step::Settled(_) => status,
         };
         km.metrics.delete(status.status);
         data.push(status);
@@ -266,6 +267,32 @@ async fn remove_stored(
         }
         Ok(Err(e)) => partial_delete(ctx, pk, &e.to_string()),
         Err(e) => partial_delete(ctx, pk, &e.to_string()),
+    }
+}
+
+/// A stored key that is not loaded (it failed to load at start-up) is removed too, so
+/// the pubkey can be imported again; the status stays not_active / not_found.
+async fn remove_unloaded(
+    km: &Arc<Keymanager>,
+    ctx: &Services,
+    pk: &PubkeyBytes,
+    status: Status<DeleteStatus>,
+) -> Status<DeleteStatus> {
+    let Some(file) = km.store.stored_file(pk) else {
+        return status;
+    };
+    let (km2, pk2) = (Arc::clone(km), *pk);
+    match tokio::task::spawn_blocking(move || km2.store.remove(&pk2)).await {
+        Ok(Ok(_)) => {
+            let message = format!(
+                "its stored file {}, which was not loaded, was removed",
+                file.display()
+            );
+            ctx.audit.record_key_event("delete", pk, &message);
+            Status::with(status.status, message)
+        }
+        Ok(Err(e)) => Status::error(format!("cannot remove its stored file: {e}")),
+        Err(e) => Status::error(format!("cannot remove its stored file: {e}")),
     }
 }
 

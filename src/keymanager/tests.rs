@@ -243,6 +243,21 @@ async fn delete_statuses_export_and_files() {
     assert_eq!(statuses(&resp.data), [DeleteStatus::NotActive]);
     let v: serde_json::Value = serde_json::from_str(&resp.slashing_protection).unwrap();
     assert_eq!(v["data"][0]["signed_blocks"][0]["slot"], "33");
+
+    // A stored key that did not load (here: only on disk) is removed by a deletion too.
+    let (stray, stray_json) = keystore(9, "pw");
+    let stray_file = h.km.store.persist(&stray, &stray_json, "pw").unwrap();
+    let resp =
+        h.km.delete(h.ctx.clone(), vec![*stray.pubkey()])
+            .await
+            .unwrap();
+    assert_eq!(statuses(&resp.data), [DeleteStatus::NotFound]);
+    assert!(resp.data[0]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("was removed"));
+    assert!(!stray_file.exists());
 }
 
 /// The safety property of deletion: a request that holds the key when the deletion starts
