@@ -171,6 +171,10 @@ fn plan(
         .into_iter()
         .zip(passwords)
         .map(|(json, password)| {
+            if json.len() as u64 > keys::keystore::MAX_KEYSTORE_FILE {
+                let message = format!("keystore is too large ({} bytes)", json.len());
+                return Plan::Decided(Status::error(message));
+            }
             let keystore = match Keystore::from_json(&json) {
                 Ok(k) => k,
                 Err(e) => return Plan::Decided(Status::error(e.to_string())),

@@ -76,14 +76,16 @@ async fn batch_statuses_in_order_and_only_good_keys_change_anything() {
     let h = harness();
     let (good, good_json) = keystore(1, "good-pw");
     let (wrong, wrong_json) = keystore(2, "right-pw");
+    let huge = " ".repeat(2 << 20);
     let req = request(
         &[
             "{\"not\": \"a keystore\"}",
             &wrong_json,
             &good_json,
             &good_json,
+            &huge,
         ],
-        &["x", "not-the-pw-777", "good-pw", "good-pw"],
+        &["x", "not-the-pw-777", "good-pw", "good-pw", "x"],
         None,
     );
     let out = h.km.import(h.ctx.clone(), req).await.unwrap();
@@ -93,9 +95,11 @@ async fn batch_statuses_in_order_and_only_good_keys_change_anything() {
             ImportStatus::Error,
             ImportStatus::Error,
             ImportStatus::Imported,
-            ImportStatus::Duplicate
+            ImportStatus::Duplicate,
+            ImportStatus::Error
         ]
     );
+    assert!(out[4].message.as_deref().unwrap().contains("too large"));
     let wrong_msg = out[1].message.as_deref().unwrap();
     assert!(wrong_msg.contains("wrong password") && !wrong_msg.contains("not-the-pw-777"));
     assert!(out[0]
