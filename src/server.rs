@@ -45,7 +45,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "keyguard run",
         Some(metrics.registry()),
     )?);
-    let (jobs, hsm) = key_jobs(&config)?;
+    let (mut jobs, hsm) = key_jobs(&config)?;
+    let km = crate::keymanager::startup(&config, hsm, &metrics)?;
+    jobs.extend(km.jobs);
+    let hsm = km.hsm;
     spawn_key_loading(
         jobs,
         Arc::clone(&keys),
@@ -66,7 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hsm,
         access,
         audit: Arc::clone(&audit),
-        keymanager: None,
+        keymanager: km.keymanager,
     });
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;

@@ -630,6 +630,16 @@ impl SlashingDb {
         })?
     }
 
+    /// True if the database knows `pubkey` (it has signed, been refused or been imported
+    /// for it): its export would carry an entry for it. Runs on the writer thread, after
+    /// every request queued before it.
+    pub fn is_registered(&self, pubkey: [u8; 48]) -> Result<bool, DbError> {
+        self.admin(move |w| {
+            w.ensure_fresh()?;
+            Ok(w.cache.validators.contains_key(&pubkey))
+        })?
+    }
+
     /// Sets the high watermark (kill switch); `None` leaves that kind unrestricted.
     pub fn set_high_watermark(&self, slot: Option<u64>, epoch: Option<u64>) -> Result<(), DbError> {
         self.admin(move |w| {

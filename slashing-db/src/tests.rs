@@ -568,3 +568,36 @@ fn max_batch_one_still_works_and_queue_full_fails_closed() {
     assert_eq!(ok, 1, "queue of 1 holds one request");
     assert_eq!(full, 4);
 }
+
+#[test]
+fn is_registered_tracks_known_validators() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir);
+    assert!(!db.is_registered(pk(1)).expect("query"));
+    db.check_and_record_block_blocking(GVR, pk(1), 5, r(1))
+        .expect("sign");
+    assert!(db.is_registered(pk(1)).expect("query"));
+    assert!(!db.is_registered(pk(2)).expect("query"));
+}
+
+/// The keymanager's delete relies on this: a check-and-record request submitted before an
+/// admin call (here an export) is committed before the admin call runs, even when its
+/// requester has gone away (dropped future) before the answer.
+#[test]
+fn abandoned_request_is_recorded_before_a_later_export() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir);
+    let mut fut = Box::pin(db.check_and_record_block(GVR, pk(3), 77, r(3)));
+    // One poll submits the request to the writer queue; then the requester vanishes.
+    let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(polled, Poll::Pending | Poll::Ready(Ok(()))));
+    drop(fut);
+    let export = db
+        .export_interchange(Some(&[pk(3)]), ExportFormat::Complete)
+        .expect("export");
+    let v: serde_json::Value = serde_json::from_slice(&export).expect("json");
+    assert_eq!(v["data"][0]["signed_blocks"][0]["slot"], "77");
+}

@@ -6,6 +6,7 @@
 pub mod access_layer;
 mod error;
 mod health;
+mod keymanager;
 mod metrics;
 mod sign;
 
@@ -50,13 +51,17 @@ pub struct AppState {
 /// The signing API router, with routes at `/` and, if given, under `prefix`.
 pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
     let limit = state.max_body_bytes;
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/upcheck", get(health::upcheck))
         .route("/healthcheck", get(health::healthcheck))
         .route("/api/v1/eth2/publicKeys", get(health::public_keys))
         .route("/api/v1/eth2/sign/{pubkey}", post(sign::sign))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(Arc::clone(&state));
+        .layer(DefaultBodyLimit::max(limit));
+    // Keymanager routes exist only when enabled (else 404), with their own body limit.
+    if let Some(km) = &state.keymanager {
+        routes = routes.merge(keymanager::routes(&state, km));
+    }
+    let routes = routes.with_state(Arc::clone(&state));
     let app = match prefix.map(|p| p.trim_end_matches('/')) {
         Some(p) if !p.is_empty() => Router::new().nest(p, routes.clone()).merge(routes),
         _ => routes,

@@ -17,6 +17,7 @@ pub struct ValidatorKey {
     pubkey: PubkeyBytes,
     source: KeySource,
     origin: String,
+    derivation_path: Option<String>,
     secret: Box<blst::min_pk::SecretKey>,
 }
 
@@ -37,6 +38,7 @@ impl ValidatorKey {
             pubkey,
             source,
             origin: origin.into(),
+            derivation_path: None,
             secret,
         })
     }
@@ -72,6 +74,26 @@ impl ValidatorKey {
     /// A non-secret description of the key's origin (file path, token label).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The same key with another source and origin: a generic loader (e.g. of sealed
+    /// files) built it, but it belongs to another source (the keymanager's own storage).
+    pub fn relabel(mut self, source: KeySource, origin: impl Into<String>) -> Self {
+        self.source = source;
+        self.origin = origin.into();
+        self
+    }
+
+    /// Records the EIP-2334 derivation path the key's keystore named (public data); an
+    /// empty path records nothing.
+    pub fn with_derivation_path(mut self, path: &str) -> Self {
+        self.derivation_path = (!path.is_empty()).then(|| path.to_string());
+        self
+    }
+
+    /// The EIP-2334 derivation path, when the source recorded one.
+    pub fn derivation_path(&self) -> Option<&str> {
+        self.derivation_path.as_deref()
     }
 
     /// Signs a 32-byte signing root with the Ethereum BLS ciphersuite.

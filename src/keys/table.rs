@@ -34,6 +34,14 @@ impl KeyTable {
 
     /// Adds a key; a pubkey already present is an error and the table is unchanged.
     pub fn insert(&self, key: ValidatorKey) -> Result<Arc<ValidatorKey>, DuplicateKey> {
+        let key = Arc::new(key);
+        self.insert_shared(Arc::clone(&key))?;
+        Ok(key)
+    }
+
+    /// Adds a key that is already shared (e.g. one put back after an aborted removal);
+    /// a pubkey already present is an error and the table is unchanged.
+    pub fn insert_shared(&self, key: Arc<ValidatorKey>) -> Result<(), DuplicateKey> {
         let mut keys = self.keys.write();
         if let Some(existing) = keys.get(key.pubkey()) {
             return Err(DuplicateKey {
@@ -42,9 +50,8 @@ impl KeyTable {
                 second: key.origin().to_string(),
             });
         }
-        let key = Arc::new(key);
-        keys.insert(*key.pubkey(), Arc::clone(&key));
-        Ok(key)
+        keys.insert(*key.pubkey(), key);
+        Ok(())
     }
 
     /// The key for a pubkey, if loaded.
