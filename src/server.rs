@@ -213,7 +213,7 @@ fn spawn_key_loading(
         keys::loader::run_jobs(jobs, &table, &progress);
         for key in table.keys() {
             let detail = format!("{} {}", key.source().as_str(), key.origin());
-            audit.record_key_event("key_load", key.pubkey(), &detail);
+            audit.record_key_event_waiting("key_load", key.pubkey(), &detail);
         }
         progress.finish();
         let s = progress.snapshot();

@@ -335,13 +335,23 @@ impl AuditLog {
         if self.inner.is_none() {
             return;
         }
-        self.record(Event::now(
-            event,
-            Fields::Key(KeyFields {
-                pubkey: crate::keys::pubkey_hex(pubkey),
-                detail: detail.to_string(),
-            }),
-        ));
+        self.record(key_event(event, pubkey, detail));
+    }
+
+    /// Like [`AuditLog::record_key_event`], but waits for room in the queue instead of
+    /// counting the event as lost: for threads outside the async runtime (start-up key
+    /// loading, where 100,000 keys can outrun the writer and waiting delays no request).
+    /// Must not be called from an async task.
+    pub fn record_key_event_waiting(&self, event: &str, pubkey: &PubkeyBytes, detail: &str) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let sender = inner.sender.read().clone();
+        let accepted =
+            sender.is_some_and(|s| s.blocking_send(key_event(event, pubkey, detail)).is_ok());
+        if !accepted {
+            inner.shared.lost(1, "the audit log is closed");
+        }
     }
 
     /// The state `/healthcheck` reports.
@@ -387,6 +397,17 @@ impl AuditLog {
                 .lost(1, "the audit queue is full or the log is closed");
         }
     }
+}
+
+/// A key lifecycle event.
+fn key_event(event: &str, pubkey: &PubkeyBytes, detail: &str) -> Event {
+    Event::now(
+        event,
+        Fields::Key(KeyFields {
+            pubkey: crate::keys::pubkey_hex(pubkey),
+            detail: detail.to_string(),
+        }),
+    )
 }
 
 /// Closes a torn last line with a newline and a `log_recovered` line that chains to the

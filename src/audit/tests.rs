@@ -207,6 +207,34 @@ fn writer_chains_and_restart_continues_the_chain() {
 }
 
 #[test]
+fn start_up_key_events_wait_for_room_instead_of_being_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // A queue of 2 and 200 keys loaded faster than they are written: none may be lost.
+    let log = AuditLog::open(
+        &config(&path, OnFailure::Refuse, 2),
+        dir.path(),
+        "test",
+        None,
+    )
+    .unwrap();
+    for n in 0..200u8 {
+        log.record_key_event_waiting("key_load", &[n; 48], "interop");
+    }
+    log.close();
+    let lines = lines_of(&path);
+    let loads: Vec<String> = lines
+        .iter()
+        .filter(|l| l["event"] == "key_load")
+        .map(|l| l["pubkey"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..200u8)
+        .map(|n| format!("0x{}", hex::encode([n; 48])))
+        .collect();
+    assert_eq!(loads, expected);
+}
+
+#[test]
 fn torn_line_is_closed_and_recorded_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");

@@ -51,18 +51,21 @@ impl TlsConfig {
 }
 
 impl TlsConfig {
-    /// True when any client-certificate setting is given (the `[[access.clients]]`
-    /// fingerprints count too: see [`allowed_fingerprints`]).
+    /// True when any client-certificate setting is given (without a CA, the
+    /// `[[access.clients]]` fingerprints count too: see [`allowed_fingerprints`]).
     pub fn client_auth_configured(&self, access: &AccessConfig) -> bool {
         self.client_ca.is_some() || self.fingerprint_list_configured(access)
     }
 
     /// True when a fingerprint allow-list is in force (even an empty known-clients file
-    /// turns it on, refusing everyone: fail closed).
+    /// turns it on, refusing everyone: fail closed). With a CA, `[[access.clients]]`
+    /// fingerprints only name and scope clients: listing one CA-issued certificate there
+    /// must not lock out every other certificate of that CA.
     fn fingerprint_list_configured(&self, access: &AccessConfig) -> bool {
         self.known_clients.is_some()
             || !self.allowed_fingerprints.is_empty()
-            || access.clients.iter().any(|c| !c.fingerprints.is_empty())
+            || (self.client_ca.is_none()
+                && access.clients.iter().any(|c| !c.fingerprints.is_empty()))
     }
 }
 
@@ -158,7 +161,7 @@ fn ca_verifier(
 }
 
 /// The fingerprint allow-list: `tls.allowed_fingerprints`, the `tls.known_clients` file
-/// and the fingerprints of `[[access.clients]]`.
+/// and, when no CA is configured, the fingerprints of `[[access.clients]]`.
 fn allowed_fingerprints(
     config: &TlsConfig,
     access: &AccessConfig,
@@ -171,6 +174,9 @@ fn allowed_fingerprints(
         allowed.insert(fp);
     }
     allowed.extend(known.iter().map(|k| k.fingerprint));
+    if config.client_ca.is_some() {
+        return Ok(allowed);
+    }
     for (i, client) in access.clients.iter().enumerate() {
         for text in &client.fingerprints {
             let fp = fingerprint::parse(text).map_err(|e| {

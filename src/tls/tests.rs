@@ -202,3 +202,30 @@ fn allow_list_unites_every_source() {
     let expected: HashSet<Fingerprint> = [[1; 32], [2; 32], [3; 32]].into_iter().collect();
     assert_eq!(allowed, expected);
 }
+
+#[test]
+fn with_a_ca_client_fingerprints_name_clients_without_pinning() {
+    let access = AccessConfig {
+        clients: vec![ClientConfig {
+            name: "c".into(),
+            fingerprints: vec!["02".repeat(32)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let ca_only = TlsConfig {
+        client_ca: Some("ca.pem".into()),
+        ..Default::default()
+    };
+    assert!(!ca_only.fingerprint_list_configured(&access));
+    assert!(ca_only.client_auth_configured(&access));
+    let ca_and_list = TlsConfig {
+        client_ca: Some("ca.pem".into()),
+        allowed_fingerprints: vec!["01".repeat(32)],
+        ..Default::default()
+    };
+    let allowed = allowed_fingerprints(&ca_and_list, &access, &[]).unwrap();
+    assert_eq!(allowed, [[1u8; 32]].into_iter().collect::<HashSet<_>>());
+    let no_ca = TlsConfig::default();
+    assert!(no_ca.fingerprint_list_configured(&access));
+}
