@@ -69,6 +69,8 @@ pub struct KeyguardProcess {
     child: Child,
     /// Base URL of the signing API, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// The port of the signing API.
+    pub port: u16,
     /// Base URL of the metrics listener.
     pub metrics_url: String,
     log_path: PathBuf,
@@ -78,6 +80,14 @@ impl KeyguardProcess {
     /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>`, with
     /// its log in `log_dir`, and waits until `/upcheck` answers.
     pub fn start(args: &[&str], log_dir: &Path) -> anyhow::Result<Self> {
+        let mut process = Self::spawn(args, log_dir, "http")?;
+        process.wait_for("/upcheck", |s| s == 200, Duration::from_secs(30))?;
+        Ok(process)
+    }
+
+    /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>` without
+    /// waiting for it; `scheme` (`http` or `https`) makes [`KeyguardProcess::url`].
+    pub fn spawn(args: &[&str], log_dir: &Path, scheme: &str) -> anyhow::Result<Self> {
         let port = free_port();
         let metrics_port = free_port();
         let log_path = log_dir.join(format!("keyguard-{port}.log"));
@@ -94,14 +104,33 @@ impl KeyguardProcess {
             .stderr(log)
             .spawn()
             .context("cannot start keyguard")?;
-        let mut process = Self {
+        Ok(Self {
             child,
-            url: format!("http://{listen}"),
+            url: format!("{scheme}://{listen}"),
+            port,
             metrics_url: format!("http://{metrics_listen}"),
             log_path,
-        };
-        process.wait_for("/upcheck", |s| s == 200, Duration::from_secs(30))?;
-        Ok(process)
+        })
+    }
+
+    /// POSTs a sign request for `pubkey` (asking for JSON) and returns the HTTP status.
+    pub fn sign_status(&self, pubkey: &str, body: String) -> anyhow::Result<u16> {
+        let status = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", self.url))
+            .header("Accept", "application/json")
+            .body(body)
+            .send()
+            .context("sign request")?
+            .status();
+        Ok(status.as_u16())
+    }
+
+    /// An error holding the log if the process has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("keyguard exited with {status}; log:\n{}", self.log());
+        }
+        Ok(())
     }
 
     /// Waits until `/healthcheck` answers 200 (all keys loaded, database up).

@@ -2,17 +2,17 @@
 //! `rcgen` (CAs, server and client certificates, expired ones), PKCS#12 files, and HTTPS
 //! clients that trust only the test CA.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 
-use crate::keyguard_process::{free_port, keyguard_binary, workspace_root};
+use crate::keyguard_process::KeyguardProcess;
 
 /// A certificate and its private key.
 pub struct CertKey {
@@ -170,14 +170,13 @@ pub fn https_client(ca_pem: &str, identity: Option<&CertKey>) -> reqwest::blocki
 
 /// A `keyguard run` process serving the signing API over TLS.
 pub struct TlsKeyguard {
-    child: Child,
+    process: KeyguardProcess,
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     /// The port of the signing API.
     pub port: u16,
     /// `http://127.0.0.1:PORT` of the metrics listener.
     pub metrics_url: String,
-    log_path: PathBuf,
 }
 
 impl TlsKeyguard {
@@ -188,28 +187,12 @@ impl TlsKeyguard {
         log_dir: &Path,
         probe: &reqwest::blocking::Client,
     ) -> anyhow::Result<Self> {
-        let port = free_port();
-        let metrics_port = free_port();
-        let log_path = log_dir.join(format!("keyguard-tls-{port}.log"));
-        let log = std::fs::File::create(&log_path).context("create log file")?;
-        let listen = format!("127.0.0.1:{port}");
-        let metrics_listen = format!("127.0.0.1:{metrics_port}");
-        let child = Command::new(keyguard_binary())
-            .arg("run")
-            .args(args)
-            .args(["--listen", &listen, "--metrics-listen", &metrics_listen])
-            .env_remove("KEYGUARD_CONFIG")
-            .current_dir(workspace_root())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start keyguard")?;
+        let process = KeyguardProcess::spawn(args, log_dir, "https")?;
         let mut kg = Self {
-            child,
-            url: format!("https://{listen}"),
-            port,
-            metrics_url: format!("http://{metrics_listen}"),
-            log_path,
+            url: process.url.clone(),
+            port: process.port,
+            metrics_url: process.metrics_url.clone(),
+            process,
         };
         kg.wait_healthy(probe, Duration::from_secs(30))?;
         Ok(kg)
@@ -223,9 +206,7 @@ impl TlsKeyguard {
         let deadline = Instant::now() + timeout;
         let url = format!("{}/healthcheck", self.url);
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("keyguard exited with {status}; log:\n{}", self.log());
-            }
+            self.process.check_running()?;
             if probe.get(&url).send().is_ok_and(|r| r.status() == 200) {
                 return Ok(());
             }
@@ -238,13 +219,6 @@ impl TlsKeyguard {
 
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for TlsKeyguard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log()
     }
 }

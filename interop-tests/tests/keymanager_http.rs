@@ -116,14 +116,7 @@ fn statuses(body: &Value) -> Vec<String> {
 
 /// Signs `body` with `pubkey`; returns the HTTP status.
 fn sign(kg: &KeyguardProcess, pubkey: &str, body: String) -> u16 {
-    Client::new()
-        .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
-        .header("Accept", "application/json")
-        .body(body)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+    kg.sign_status(pubkey, body).unwrap()
 }
 
 #[test]

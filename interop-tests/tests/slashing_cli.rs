@@ -46,13 +46,7 @@ fn start(data: &Path, log_dir: &Path) -> KeyguardProcess {
 }
 
 fn sign(kg: &KeyguardProcess, body: String) -> u16 {
-    reqwest::blocking::Client::new()
-        .post(format!("{}/api/v1/eth2/sign/{PK0}", kg.url))
-        .body(body)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+    kg.sign_status(PK0, body).unwrap()
 }
 
 #[test]

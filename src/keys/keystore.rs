@@ -586,23 +586,41 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], KeystoreError> {
 
 /// A random RFC 4122 version 4 UUID in its hyphenated text form.
 fn random_uuid_v4() -> Result<String, KeystoreError> {
-    let mut b = random_bytes::<16>()?;
+    Ok(uuid_v4_string(random_bytes::<16>()?))
+}
+
+/// The RFC 4122 version 4 UUID (hyphenated text) made from 16 random bytes, as EIP-2335
+/// keystores carry in `uuid`.
+pub fn uuid_v4_string(random: [u8; 16]) -> String {
+    let mut b = random;
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h = hex::encode(b);
-    Ok(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    ))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_sets_version_and_variant_bits() {
+        assert_eq!(
+            uuid_v4_string([0xff; 16]),
+            "ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        assert_eq!(
+            uuid_v4_string([0; 16]),
+            "00000000-0000-4000-8000-000000000000"
+        );
+    }
 
     /// EIP-2335 test vectors (facts from the EIP's "Test Cases" section).
     const PASSWORD: &str = "𝔱𝔢𝔰𝔱𝔭𝔞𝔰𝔰𝔴𝔬𝔯𝔡🔑";

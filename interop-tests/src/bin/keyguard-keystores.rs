@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
             "description": "keyguard benchmark keystore",
             "pubkey": hex::encode(pubkey),
             "path": format!("m/12381/3600/{index}/0/0"),
-            "uuid": uuid_string(&uuid),
+            "uuid": keyguard::keys::keystore::uuid_v4_string(uuid),
             "version": 4,
         });
         let file = args.out.join(format!("keystore-{index:06}.json"));
@@ -122,20 +122,4 @@ fn random<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
     Ok(out)
-}
-
-/// A version-4 UUID string from 16 random bytes.
-fn uuid_string(b: &[u8; 16]) -> String {
-    let mut b = *b;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
