@@ -347,7 +347,12 @@ pub fn startup(
     let (token, origin) = ApiToken::load_or_create(&token_path)?;
     match origin {
         TokenOrigin::Generated => {
-            tracing::info!(token_file = %token_path.display(), "generated a new keymanager API token")
+            // WARN so the path shows even with `--log-level warn`: the operator needs it.
+            tracing::warn!(
+                token_file = %token_path.display(),
+                "generated a new keymanager API token (mode 0600); clients send it as \
+                 `Authorization: Bearer <file content>`"
+            )
         }
         TokenOrigin::Read => {
             tracing::info!(token_file = %token_path.display(), "keymanager API token read")
