@@ -7,6 +7,7 @@
 //! per root and kept in a small bounded cache.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,11 +20,18 @@ use crate::metrics::Metrics;
 /// dozen distinct shared roots (committees, subnets), so this covers several slots.
 pub const ROOT_CACHE_CAPACITY: usize = 1024;
 
-/// A fixed pool of signing threads.
+/// A fixed pool of signing threads. Idle threads block on the job queue (no spinning), so
+/// on a busy core they leave every cycle to the HTTP and database threads.
 pub struct SigningPool {
-    pool: rayon::ThreadPool,
-    roots: Arc<RootCache>,
-    metrics: Option<Arc<Metrics>>,
+    jobs: mpsc::Sender<SignJob>,
+    metrics: Arc<parking_lot::RwLock<Option<Arc<Metrics>>>>,
+}
+
+/// One signature to compute, and where to send it.
+struct SignJob {
+    key: Arc<ValidatorKey>,
+    signing_root: [u8; 32],
+    reply: tokio::sync::oneshot::Sender<SignatureBytes>,
 }
 
 /// The signing pool is gone (shutting down).
@@ -34,21 +42,27 @@ pub struct PoolClosed;
 impl SigningPool {
     /// A pool with `threads` threads (0 = one per core).
     pub fn new(threads: usize) -> std::io::Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("keyguard-bls-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
-        Ok(Self {
-            pool,
-            roots: Arc::new(RootCache::new(ROOT_CACHE_CAPACITY)),
-            metrics: None,
-        })
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let (jobs, queue) = mpsc::channel::<SignJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        let roots = Arc::new(RootCache::new(ROOT_CACHE_CAPACITY));
+        let metrics = Arc::new(parking_lot::RwLock::new(None));
+        for i in 0..threads {
+            let (queue, roots, metrics) =
+                (Arc::clone(&queue), Arc::clone(&roots), Arc::clone(&metrics));
+            std::thread::Builder::new()
+                .name(format!("keyguard-bls-{i}"))
+                .spawn(move || sign_jobs(&queue, &roots, &metrics))?;
+        }
+        Ok(Self { jobs, metrics })
     }
 
     /// Records each signature's BLS time in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        *self.metrics.write() = Some(metrics);
         self
     }
 
@@ -58,19 +72,37 @@ impl SigningPool {
         key: Arc<ValidatorKey>,
         signing_root: [u8; 32],
     ) -> Result<SignatureBytes, PoolClosed> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let roots = Arc::clone(&self.roots);
-        let metrics = self.metrics.clone();
-        self.pool.spawn(move || {
-            let started = Instant::now();
-            let hashed = roots.get_or_hash(&signing_root);
-            let signature = key.sign_hashed(&hashed);
-            if let Some(m) = metrics {
-                m.observe_bls_sign(started.elapsed());
-            }
-            let _ = tx.send(signature);
-        });
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(SignJob {
+                key,
+                signing_root,
+                reply,
+            })
+            .map_err(|_| PoolClosed)?;
         rx.await.map_err(|_| PoolClosed)
+    }
+}
+
+/// A signing thread: takes jobs until the pool is dropped.
+fn sign_jobs(
+    queue: &Mutex<mpsc::Receiver<SignJob>>,
+    roots: &RootCache,
+    metrics: &parking_lot::RwLock<Option<Arc<Metrics>>>,
+) {
+    let metrics = || metrics.read().clone();
+    loop {
+        // One thread waits on the queue, the others on the lock: no spinning either way.
+        let job = queue.lock().recv();
+        let Ok(job) = job else { return };
+        let started = Instant::now();
+        let hashed = roots.get_or_hash(&job.signing_root);
+        let signature = job.key.sign_hashed(&hashed);
+        drop(job.key);
+        if let Some(m) = metrics() {
+            m.observe_bls_sign(started.elapsed());
+        }
+        let _ = job.reply.send(signature);
     }
 }
 
@@ -135,6 +167,35 @@ mod tests {
         let inner = cache.inner.lock();
         assert!(!inner.points.contains_key(&[0u8; 32]));
         assert!(inner.points.contains_key(&[4u8; 32]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_each_get_their_own_signature() {
+        let pool = Arc::new(SigningPool::new(3).unwrap());
+        let tasks: Vec<_> = (1..=48u8)
+            .map(|n| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    let mut b = [0u8; 32];
+                    b[31] = n;
+                    let key = Arc::new(
+                        ValidatorKey::from_secret_bytes(
+                            &Zeroizing::new(b),
+                            KeySource::Keystore,
+                            "t",
+                        )
+                        .unwrap(),
+                    );
+                    // Half the requests share a root, half have their own.
+                    let root = if n % 2 == 0 { [9u8; 32] } else { [n; 32] };
+                    let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
+                    assert_eq!(sig, key.sign(&root), "key {n}");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 
     #[tokio::test]
