@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -24,7 +24,7 @@ pub const ROOT_CACHE_CAPACITY: usize = 1024;
 /// on a busy core they leave every cycle to the HTTP and database threads.
 pub struct SigningPool {
     jobs: mpsc::Sender<SignJob>,
-    metrics: Arc<parking_lot::RwLock<Option<Arc<Metrics>>>>,
+    metrics: Arc<OnceLock<Arc<Metrics>>>,
 }
 
 /// One signature to compute, and where to send it.
@@ -49,7 +49,7 @@ impl SigningPool {
         let (jobs, queue) = mpsc::channel::<SignJob>();
         let queue = Arc::new(Mutex::new(queue));
         let roots = Arc::new(RootCache::new(ROOT_CACHE_CAPACITY));
-        let metrics = Arc::new(parking_lot::RwLock::new(None));
+        let metrics = Arc::new(OnceLock::new());
         for i in 0..threads {
             let (queue, roots, metrics) =
                 (Arc::clone(&queue), Arc::clone(&roots), Arc::clone(&metrics));
@@ -60,9 +60,9 @@ impl SigningPool {
         Ok(Self { jobs, metrics })
     }
 
-    /// Records each signature's BLS time in `metrics`.
+    /// Records each signature's BLS time in `metrics` (set once; later calls are ignored).
     pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
-        *self.metrics.write() = Some(metrics);
+        let _ = self.metrics.set(metrics);
         self
     }
 
@@ -88,9 +88,8 @@ impl SigningPool {
 fn sign_jobs(
     queue: &Mutex<mpsc::Receiver<SignJob>>,
     roots: &RootCache,
-    metrics: &parking_lot::RwLock<Option<Arc<Metrics>>>,
+    metrics: &OnceLock<Arc<Metrics>>,
 ) {
-    let metrics = || metrics.read().clone();
     loop {
         // One thread waits on the queue, the others on the lock: no spinning either way.
         let job = queue.lock().recv();
@@ -99,7 +98,7 @@ fn sign_jobs(
         let hashed = roots.get_or_hash(&job.signing_root);
         let signature = job.key.sign_hashed(&hashed);
         drop(job.key);
-        if let Some(m) = metrics() {
+        if let Some(m) = metrics.get() {
             m.observe_bls_sign(started.elapsed());
         }
         let _ = job.reply.send(signature);

@@ -5,6 +5,7 @@
 //! Other routes (health, the keymanager API with its own admin token) get the
 //! certificate identity or `Anonymous`; their `Authorization` header is left alone.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -77,16 +78,17 @@ fn identify(ctx: &AccessContext, req: &Request) -> Result<ClientIdentity, Denied
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
     ctx.policy
         .identify(certificate.as_ref(), authorization.as_deref())
 }
 
 /// The Host header, or the URI authority (absolute-form requests); `None` if neither.
-fn host(req: &Request) -> Option<String> {
+/// Borrowed (no allocation) unless the header is not valid UTF-8.
+fn host(req: &Request) -> Option<Cow<'_, str>> {
     match req.headers().get(header::HOST) {
-        Some(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
-        None => req.uri().authority().map(|a| a.as_str().to_string()),
+        Some(value) => Some(String::from_utf8_lossy(value.as_bytes())),
+        None => req.uri().authority().map(|a| Cow::Borrowed(a.as_str())),
     }
 }
 
