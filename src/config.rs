@@ -84,6 +84,10 @@ pub struct SlashingConfig {
     pub database: Option<PathBuf>,
     /// Most check-and-record operations committed in one transaction.
     pub max_batch: usize,
+    /// Longest time (milliseconds) a commit may wait for more records while signatures
+    /// are queued anyway; 0 commits as soon as the queue is empty. The wait is at most
+    /// half the signing queue's estimated drain time, so it does not delay answers.
+    pub max_commit_delay_ms: u64,
 }
 
 /// `[metrics]`: Prometheus metrics on their own listener.
@@ -155,6 +159,7 @@ impl Default for SlashingConfig {
             enabled: true,
             database: None,
             max_batch: 1024,
+            max_commit_delay_ms: 5,
         }
     }
 }
@@ -298,6 +303,15 @@ pub struct ConfigArgs {
         value_name = "N"
     )]
     pub slashing_max_batch: Option<usize>,
+    /// Longest wait of a commit for more records while signatures are queued, in
+    /// milliseconds; 0 = off [slashing.max_commit_delay_ms].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_SLASHING_MAX_COMMIT_DELAY_MS",
+        value_name = "MS"
+    )]
+    pub slashing_max_commit_delay_ms: Option<u64>,
     /// Serve Prometheus metrics [metrics.enabled].
     #[arg(global = true, long, env = "KEYGUARD_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,
@@ -480,6 +494,10 @@ impl ConfigArgs {
         set(&mut c.slashing.enabled, &self.slashing_protection);
         set_opt(&mut c.slashing.database, &self.slashing_database);
         set(&mut c.slashing.max_batch, &self.slashing_max_batch);
+        set(
+            &mut c.slashing.max_commit_delay_ms,
+            &self.slashing_max_commit_delay_ms,
+        );
         set(&mut c.metrics.enabled, &self.metrics);
         if let Some(listen) = &self.metrics_listen {
             c.metrics.listen = parse_addr("metrics.listen", listen)?;
@@ -664,6 +682,12 @@ impl Config {
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }
+        if self.slashing.max_commit_delay_ms > 1000 {
+            return Err(ConfigError::new(
+                "slashing.max_commit_delay_ms",
+                "must be at most 1000 (a longer wait would hold answers past a slot's duties)",
+            ));
+        }
         self.audit.validate(&self.data_dir)?;
         crate::tls::validate(&self.tls, &self.access)?;
         crate::access::validate(&self.access, self.tls.known_clients.is_some())?;
@@ -765,6 +789,32 @@ mod tests {
         assert_eq!(c.server.listen.port(), 2);
         assert!(c.metrics.enabled);
         assert_eq!(c.metrics.listen.port(), 3);
+    }
+
+    #[test]
+    fn commit_delay_from_file_and_flag_and_bounded() {
+        assert_eq!(Config::default().slashing.max_commit_delay_ms, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[slashing]\nmax_commit_delay_ms = 2\n");
+        let from_file = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(from_file.load().unwrap().slashing.max_commit_delay_ms, 2);
+        let flag = ConfigArgs {
+            config: Some(path),
+            slashing_max_commit_delay_ms: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(flag.load().unwrap().slashing.max_commit_delay_ms, 0);
+        let too_long = ConfigArgs {
+            slashing_max_commit_delay_ms: Some(5000),
+            ..Default::default()
+        };
+        assert_eq!(
+            too_long.load().unwrap_err().setting,
+            "slashing.max_commit_delay_ms"
+        );
     }
 
     #[test]

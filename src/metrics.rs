@@ -13,6 +13,7 @@
 //! | `keyguard_sign_requests_total` | counter | `type`, `outcome`, `reason` | [`Metrics::observe_request`] |
 //! | `keyguard_sign_request_duration_seconds` | histogram | `type`, `outcome` | [`Metrics::observe_request`] |
 //! | `keyguard_bls_sign_duration_seconds` | histogram | | [`Metrics::observe_bls_sign`] |
+//! | `keyguard_bls_signatures_total` | counter | `path` ([`SignPath`]) | [`Metrics::observe_bls_sign`] |
 //! | `keyguard_slashing_check_duration_seconds` | histogram | | [`Metrics::slashing_check_latency`] |
 //! | `keyguard_slashing_commit_batch_size` | histogram | | [`Metrics::slashing_commit`] |
 //! | `keyguard_slashing_commit_duration_seconds` | histogram | | [`Metrics::slashing_commit`] |
@@ -67,6 +68,32 @@ use crate::keys::KeySource;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// How the signing pool computed a signature: the `path` label of
+/// `keyguard_bls_signatures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignPath {
+    /// The root was new: hash-to-G2, then the multiplication (a full signature).
+    NewRoot = 0,
+    /// The root's hash-to-G2 point was cached: the multiplication only.
+    CachedRoot = 1,
+    /// The root had a fixed-base table: table additions only.
+    FixedBase = 2,
+}
+
+impl SignPath {
+    /// Every path, in discriminant order.
+    pub const ALL: [SignPath; 3] = [SignPath::NewRoot, SignPath::CachedRoot, SignPath::FixedBase];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignPath::NewRoot => "new_root",
+            SignPath::CachedRoot => "cached_root",
+            SignPath::FixedBase => "fixed_base",
+        }
+    }
+}
 
 /// Buckets (seconds) of the request, slashing-check and slashing-commit latency histograms:
 /// 100 µs to 5 s.
@@ -177,6 +204,8 @@ pub struct Metrics {
     sign_requests: IntCounterVec,
     sign_request_duration: HistogramVec,
     bls_sign_duration: Histogram,
+    /// One handle per [`SignPath`], in [`SignPath::ALL`] order (no label lookup per sign).
+    bls_signatures: Vec<IntCounter>,
     slashing_check_duration: Histogram,
     slashing_commit_batch_size: Histogram,
     slashing_commit_duration: Histogram,
@@ -285,6 +314,18 @@ impl Metrics {
             "Time to compute one BLS signature in the signing pool.",
             &BLS_SIGN_BUCKETS,
         )?;
+        let bls_signatures_vec = counter_vec(
+            r,
+            "keyguard_bls_signatures_total",
+            "BLS signatures computed, by how the signing root's hash-to-G2 point was \
+             obtained: new_root (hashed for this signature), cached_root (hashed before), \
+             fixed_base (a precomputed table of the cached point, for roots many keys sign).",
+            &["path"],
+        )?;
+        let bls_signatures = SignPath::ALL
+            .iter()
+            .map(|p| bls_signatures_vec.with_label_values(&[p.as_str()]))
+            .collect();
         let slashing_check_duration = histogram(
             r,
             "keyguard_slashing_check_duration_seconds",
@@ -418,6 +459,7 @@ impl Metrics {
             sign_requests,
             sign_request_duration,
             bls_sign_duration,
+            bls_signatures,
             slashing_check_duration,
             slashing_commit_batch_size,
             slashing_commit_duration,
@@ -496,9 +538,13 @@ impl Metrics {
         }
     }
 
-    /// Records the time one BLS signature took: `keyguard_bls_sign_duration_seconds`.
-    pub fn observe_bls_sign(&self, elapsed: Duration) {
+    /// Records one BLS signature: its time in `keyguard_bls_sign_duration_seconds`, and
+    /// `keyguard_bls_signatures_total{path}` +1.
+    pub fn observe_bls_sign(&self, path: SignPath, elapsed: Duration) {
         self.bls_sign_duration.observe(elapsed.as_secs_f64());
+        if let Some(counter) = self.bls_signatures.get(path as usize) {
+            counter.inc();
+        }
     }
 
     /// Slashing database hook (`DbObserver::check_latency`): one check of a request against
@@ -804,8 +850,10 @@ mod tests {
     }
 
     #[test]
-    fn bls_sign_moves_only_its_histogram() {
-        let d = recorded(true, |m| m.observe_bls_sign(Duration::from_micros(400)));
+    fn bls_sign_moves_only_its_histogram_and_path_counter() {
+        let d = recorded(true, |m| {
+            m.observe_bls_sign(SignPath::FixedBase, Duration::from_micros(400))
+        });
         let h = "keyguard_bls_sign_duration_seconds";
         let mut want: Vec<(String, f64)> = [
             "0.0005", "0.00075", "0.001", "0.002", "0.005", "0.01", "0.025", "0.1", "+Inf",
@@ -815,6 +863,10 @@ mod tests {
         .collect();
         want.push((format!("{h}_count"), 1.0));
         want.push((format!("{h}_sum"), 0.0004));
+        want.push((
+            r#"keyguard_bls_signatures_total{path="fixed_base"}"#.to_string(),
+            1.0,
+        ));
         let want: Vec<(&str, f64)> = want.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         expect(&d, &want);
     }

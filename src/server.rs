@@ -36,7 +36,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &known_clients,
     )?);
     let tls = tls_setup(&config, &known_clients, &metrics)?;
-    let slashing = open_slashing_db(&config, Arc::clone(&metrics))?;
+    let signer = SigningPool::new(config.server.signing_threads)
+        .context("cannot start the signing threads")?
+        .with_metrics(Arc::clone(&metrics));
+    let slashing = open_slashing_db(&config, Arc::clone(&metrics), &signer)?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
     let audit = Arc::new(crate::audit::AuditLog::open(
@@ -61,9 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         keys,
         key_progress,
         slashing,
-        signer: SigningPool::new(config.server.signing_threads)
-            .context("cannot start the signing threads")?
-            .with_metrics(Arc::clone(&metrics)),
+        signer,
         max_body_bytes: config.server.max_body_bytes,
         metrics,
         hsm,
@@ -146,9 +147,12 @@ async fn serve_metrics(config: &Config, state: Arc<AppState>) -> anyhow::Result<
     Ok(())
 }
 
+/// Opens the slashing database; its commits are paced by the signing queue (see
+/// `slashing.max_commit_delay_ms`).
 fn open_slashing_db(
     config: &Config,
     metrics: Arc<crate::metrics::Metrics>,
+    signer: &SigningPool,
 ) -> anyhow::Result<Option<slashing_db::SlashingDb>> {
     if !config.slashing.enabled {
         tracing::warn!(
@@ -164,6 +168,11 @@ fn open_slashing_db(
     let options = slashing_db::OpenOptions {
         max_batch: config.slashing.max_batch,
         observer: Some(metrics),
+        pacer: (config.slashing.max_commit_delay_ms > 0).then(|| {
+            signer.pacer(std::time::Duration::from_millis(
+                config.slashing.max_commit_delay_ms,
+            ))
+        }),
         ..Default::default()
     };
     let db = slashing_db::SlashingDb::open(&path, options)

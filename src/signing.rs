@@ -4,27 +4,42 @@
 //! Many validators sign the same root (from Electra on, every attestation of a slot that
 //! agrees on the head; also randao reveals, aggregation slots, sync-committee messages).
 //! Hash-to-G2 of a root is half the cost of a signature and public, so it is computed once
-//! per root and kept in a small bounded cache.
+//! per root and kept in a small bounded cache. A root that keeps being signed gets a
+//! fixed-base table of its point ([`FixedBaseTable`]), which halves the remaining cost.
+//!
+//! The pool also paces the slashing database's group commit ([`SigningPool::pacer`]): while
+//! signatures are queued, a commit may wait for more records without delaying anyone.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::keys::{HashedRoot, SignatureBytes, ValidatorKey};
-use crate::metrics::Metrics;
+use crate::keys::{FixedBaseTable, HashedRoot, SignatureBytes, ValidatorKey};
+use crate::metrics::{Metrics, SignPath};
 
 /// How many distinct signing roots keep their hash-to-G2 point. A slot has at most a few
 /// dozen distinct shared roots (committees, subnets), so this covers several slots.
 pub const ROOT_CACHE_CAPACITY: usize = 1024;
+
+/// A root gets a fixed-base table once this many signatures have used it. Building one
+/// costs about as much as 20 signatures save, so only roots that many keys sign (a slot's
+/// attestation data, selection proofs, sync-committee roots of large operators) get one.
+pub const TABLE_MIN_USES: u32 = 24;
+
+/// How many roots keep a table at once (about 156 KiB each: 64 tables are 10 MiB). A slot
+/// has a handful of widely shared roots, so this covers several slots.
+pub const TABLE_CAPACITY: usize = 64;
 
 /// A fixed pool of signing threads. Idle threads block on the job queue (no spinning), so
 /// on a busy core they leave every cycle to the HTTP and database threads.
 pub struct SigningPool {
     jobs: mpsc::Sender<SignJob>,
     metrics: Arc<OnceLock<Arc<Metrics>>>,
+    load: Arc<PoolLoad>,
 }
 
 /// One signature to compute, and where to send it.
@@ -39,6 +54,50 @@ struct SignJob {
 #[error("signing pool is shut down")]
 pub struct PoolClosed;
 
+/// How busy the pool is: jobs waiting for a thread, and the recent time per signature.
+struct PoolLoad {
+    threads: usize,
+    queued: AtomicUsize,
+    /// Moving average of one signature's time, in nanoseconds.
+    sign_nanos: AtomicU64,
+}
+
+impl PoolLoad {
+    /// Time until the threads have worked through the queued jobs (an estimate).
+    fn drain_time(&self) -> Duration {
+        let queued = self.queued.load(Ordering::Relaxed) as u64;
+        let per_job = self.sign_nanos.load(Ordering::Relaxed);
+        Duration::from_nanos(queued.saturating_mul(per_job) / self.threads.max(1) as u64)
+    }
+
+    /// Folds one signature's time into the moving average (weight 1/8). Threads race on
+    /// the update; losing a sample now and then does not matter for an estimate.
+    fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.sign_nanos.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.sign_nanos.store(new, Ordering::Relaxed);
+    }
+}
+
+/// Paces the slashing database's commits by the signing queue: a record committed now
+/// would only wait behind the queued signatures, so the commit may wait for more records
+/// for half the queue's estimated drain time (at most `max`) without delaying anyone.
+struct QueuePacer {
+    load: Arc<PoolLoad>,
+    max: Duration,
+}
+
+impl slashing_db::CommitPacer for QueuePacer {
+    fn commit_delay(&self) -> Duration {
+        (self.load.drain_time() / 2).min(self.max)
+    }
+}
+
 impl SigningPool {
     /// A pool with `threads` threads (0 = one per core).
     pub fn new(threads: usize) -> std::io::Result<Self> {
@@ -48,22 +107,44 @@ impl SigningPool {
         };
         let (jobs, queue) = mpsc::channel::<SignJob>();
         let queue = Arc::new(Mutex::new(queue));
-        let roots = Arc::new(RootCache::new(ROOT_CACHE_CAPACITY));
+        let roots = Arc::new(RootCache::new(ROOT_CACHE_CAPACITY, TABLE_CAPACITY));
         let metrics = Arc::new(OnceLock::new());
+        let load = Arc::new(PoolLoad {
+            threads,
+            queued: AtomicUsize::new(0),
+            sign_nanos: AtomicU64::new(0),
+        });
         for i in 0..threads {
-            let (queue, roots, metrics) =
-                (Arc::clone(&queue), Arc::clone(&roots), Arc::clone(&metrics));
+            let worker = Worker {
+                queue: Arc::clone(&queue),
+                roots: Arc::clone(&roots),
+                metrics: Arc::clone(&metrics),
+                load: Arc::clone(&load),
+            };
             std::thread::Builder::new()
                 .name(format!("keyguard-bls-{i}"))
-                .spawn(move || sign_jobs(&queue, &roots, &metrics))?;
+                .spawn(move || worker.run())?;
         }
-        Ok(Self { jobs, metrics })
+        Ok(Self {
+            jobs,
+            metrics,
+            load,
+        })
     }
 
     /// Records each signature's BLS time in `metrics` (set once; later calls are ignored).
     pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
         let _ = self.metrics.set(metrics);
         self
+    }
+
+    /// A commit pacer for the slashing database that holds a batch open for at most `max`
+    /// while signatures are queued (see [`slashing_db::CommitPacer`]).
+    pub fn pacer(&self, max: Duration) -> Arc<dyn slashing_db::CommitPacer> {
+        Arc::new(QueuePacer {
+            load: Arc::clone(&self.load),
+            max,
+        })
     }
 
     /// Signs `signing_root` with `key` on the pool and returns the compressed signature.
@@ -73,67 +154,131 @@ impl SigningPool {
         signing_root: [u8; 32],
     ) -> Result<SignatureBytes, PoolClosed> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(SignJob {
-                key,
-                signing_root,
-                reply,
-            })
-            .map_err(|_| PoolClosed)?;
+        self.load.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.jobs.send(SignJob {
+            key,
+            signing_root,
+            reply,
+        });
+        if sent.is_err() {
+            self.load.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(PoolClosed);
+        }
         rx.await.map_err(|_| PoolClosed)
     }
 }
 
-/// A signing thread: takes jobs until the pool is dropped.
-fn sign_jobs(
-    queue: &Mutex<mpsc::Receiver<SignJob>>,
-    roots: &RootCache,
-    metrics: &OnceLock<Arc<Metrics>>,
-) {
-    loop {
-        // One thread waits on the queue, the others on the lock: no spinning either way.
-        let job = queue.lock().recv();
-        let Ok(job) = job else { return };
-        let started = Instant::now();
-        let hashed = roots.get_or_hash(&job.signing_root);
-        let signature = job.key.sign_hashed(&hashed);
-        drop(job.key);
-        if let Some(m) = metrics.get() {
-            m.observe_bls_sign(started.elapsed());
+/// What one signing thread shares with the others.
+struct Worker {
+    queue: Arc<Mutex<mpsc::Receiver<SignJob>>>,
+    roots: Arc<RootCache>,
+    metrics: Arc<OnceLock<Arc<Metrics>>>,
+    load: Arc<PoolLoad>,
+}
+
+impl Worker {
+    /// Takes jobs until the pool is dropped.
+    fn run(self) {
+        loop {
+            // One thread waits on the queue, the others on the lock: no spinning either way.
+            let job = self.queue.lock().recv();
+            let Ok(job) = job else { return };
+            self.load.queued.fetch_sub(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let (signature, path) = self.sign(&job.key, &job.signing_root);
+            drop(job.key);
+            let took = started.elapsed();
+            self.load.record(took);
+            if let Some(m) = self.metrics.get() {
+                m.observe_bls_sign(path, took);
+            }
+            let _ = job.reply.send(signature);
         }
-        let _ = job.reply.send(signature);
+    }
+
+    /// The signature, by the cheapest way the root cache allows, and which way that was.
+    fn sign(&self, key: &ValidatorKey, root: &[u8; 32]) -> (SignatureBytes, SignPath) {
+        match self.roots.prepare(root) {
+            Prepared::Table(table) => (key.sign_with_table(&table), SignPath::FixedBase),
+            Prepared::Hashed(hashed) => (key.sign_hashed(&hashed), SignPath::CachedRoot),
+            Prepared::NewRoot(hashed) => (key.sign_hashed(&hashed), SignPath::NewRoot),
+            Prepared::BuildTable(hashed) => {
+                let table = Arc::new(FixedBaseTable::new(hashed.point()));
+                self.roots.install_table(root, Arc::clone(&table));
+                (key.sign_with_table(&table), SignPath::FixedBase)
+            }
+        }
     }
 }
 
-/// Bounded map signing root -> hash-to-G2 point, evicting the oldest entry when full.
+/// What the root cache has for a root.
+enum Prepared {
+    /// A fixed-base table of the root's point.
+    Table(Arc<FixedBaseTable>),
+    /// The root's hash-to-G2 point, from the cache.
+    Hashed(Arc<HashedRoot>),
+    /// The root's hash-to-G2 point, just computed (the root was not cached).
+    NewRoot(Arc<HashedRoot>),
+    /// The point, and this caller should build the root's table (exactly one caller is
+    /// told so per root).
+    BuildTable(Arc<HashedRoot>),
+}
+
+/// Bounded map signing root -> hash-to-G2 point (and, for roots signed often, a
+/// fixed-base table), evicting the oldest entry when full.
 struct RootCache {
     capacity: usize,
+    table_capacity: usize,
     inner: Mutex<RootCacheInner>,
+}
+
+/// A cached root.
+struct CachedRoot {
+    hashed: Arc<HashedRoot>,
+    uses: u32,
+    table: Option<Arc<FixedBaseTable>>,
 }
 
 #[derive(Default)]
 struct RootCacheInner {
-    points: HashMap<[u8; 32], Arc<HashedRoot>>,
+    points: HashMap<[u8; 32], CachedRoot>,
     order: VecDeque<[u8; 32]>,
+    /// Roots that were given a table, oldest first.
+    tables: VecDeque<[u8; 32]>,
 }
 
 impl RootCache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, table_capacity: usize) -> Self {
         Self {
             capacity,
+            table_capacity,
             inner: Mutex::default(),
         }
     }
 
-    /// The cached point, or hashes it (outside the lock: two threads may both hash a new
-    /// root once, which is cheaper than making one wait) and caches it.
-    fn get_or_hash(&self, root: &[u8; 32]) -> Arc<HashedRoot> {
-        if let Some(hit) = self.inner.lock().points.get(root) {
-            return Arc::clone(hit);
+    /// What is cached for `root`, counting this use. A new root is hashed outside the
+    /// lock (two threads may both hash it once, which is cheaper than making one wait).
+    fn prepare(&self, root: &[u8; 32]) -> Prepared {
+        if let Some(hit) = self.inner.lock().points.get_mut(root) {
+            if let Some(table) = &hit.table {
+                return Prepared::Table(Arc::clone(table));
+            }
+            hit.uses = hit.uses.saturating_add(1);
+            let hashed = Arc::clone(&hit.hashed);
+            return if hit.uses == TABLE_MIN_USES {
+                Prepared::BuildTable(hashed)
+            } else {
+                Prepared::Hashed(hashed)
+            };
         }
         let hashed = Arc::new(HashedRoot::new(root));
         let mut inner = self.inner.lock();
-        if inner.points.insert(*root, Arc::clone(&hashed)).is_none() {
+        let cached = CachedRoot {
+            hashed: Arc::clone(&hashed),
+            uses: 1,
+            table: None,
+        };
+        if inner.points.insert(*root, cached).is_none() {
             inner.order.push_back(*root);
             while inner.order.len() > self.capacity {
                 if let Some(old) = inner.order.pop_front() {
@@ -141,12 +286,36 @@ impl RootCache {
                 }
             }
         }
-        hashed
+        Prepared::NewRoot(hashed)
+    }
+
+    /// Keeps `table` for `root` (if the root is still cached), dropping the oldest table
+    /// beyond the table capacity.
+    fn install_table(&self, root: &[u8; 32], table: Arc<FixedBaseTable>) {
+        let mut inner = self.inner.lock();
+        let Some(cached) = inner.points.get_mut(root) else {
+            return;
+        };
+        cached.table = Some(table);
+        inner.tables.push_back(*root);
+        while inner.tables.len() > self.table_capacity {
+            if let Some(old) = inner.tables.pop_front() {
+                if let Some(cached) = inner.points.get_mut(&old) {
+                    cached.table = None;
+                }
+            }
+        }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.inner.lock().points.len()
+    }
+
+    #[cfg(test)]
+    fn tables(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.points.values().filter(|c| c.table.is_some()).count()
     }
 }
 
@@ -158,9 +327,9 @@ mod tests {
 
     #[test]
     fn cache_is_bounded_and_evicts_oldest() {
-        let cache = RootCache::new(3);
+        let cache = RootCache::new(3, 2);
         for i in 0..5u8 {
-            cache.get_or_hash(&[i; 32]);
+            cache.prepare(&[i; 32]);
         }
         assert_eq!(cache.len(), 3);
         let inner = cache.inner.lock();
@@ -168,10 +337,61 @@ mod tests {
         assert!(inner.points.contains_key(&[4u8; 32]));
     }
 
+    #[test]
+    fn a_root_gets_one_table_after_min_uses_and_tables_are_bounded() {
+        let cache = RootCache::new(10, 2);
+        for n in 0..3u8 {
+            let root = [n; 32];
+            assert!(matches!(cache.prepare(&root), Prepared::NewRoot(_)));
+            for _ in 2..TABLE_MIN_USES {
+                assert!(matches!(cache.prepare(&root), Prepared::Hashed(_)));
+            }
+            let Prepared::BuildTable(hashed) = cache.prepare(&root) else {
+                panic!("use {TABLE_MIN_USES} builds the table");
+            };
+            // Others keep signing with the point while the table is built.
+            assert!(matches!(cache.prepare(&root), Prepared::Hashed(_)));
+            cache.install_table(&root, Arc::new(FixedBaseTable::new(hashed.point())));
+            assert!(matches!(cache.prepare(&root), Prepared::Table(_)));
+        }
+        assert_eq!(cache.tables(), 2, "table capacity");
+        assert!(
+            matches!(cache.prepare(&[0u8; 32]), Prepared::Hashed(_)),
+            "the oldest root lost its table"
+        );
+        assert!(matches!(cache.prepare(&[2u8; 32]), Prepared::Table(_)));
+    }
+
+    #[test]
+    fn pacer_waits_half_the_queue_drain_time_up_to_its_maximum() {
+        let pool = SigningPool::new(2).unwrap();
+        let pacer = pool.pacer(Duration::from_millis(3));
+        assert_eq!(pacer.commit_delay(), Duration::ZERO, "nothing queued");
+        pool.load.sign_nanos.store(400_000, Ordering::Relaxed);
+        pool.load.queued.store(10, Ordering::Relaxed);
+        // 10 jobs x 400 us on 2 threads = 2 ms to drain; wait half of it.
+        assert_eq!(pacer.commit_delay(), Duration::from_millis(1));
+        pool.load.queued.store(1000, Ordering::Relaxed);
+        assert_eq!(pacer.commit_delay(), Duration::from_millis(3), "capped");
+        pool.load.queued.store(0, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn load_average_follows_the_samples() {
+        let pool = SigningPool::new(1).unwrap();
+        pool.load.record(Duration::from_micros(400));
+        assert_eq!(pool.load.sign_nanos.load(Ordering::Relaxed), 400_000);
+        for _ in 0..100 {
+            pool.load.record(Duration::from_micros(100));
+        }
+        let avg = pool.load.sign_nanos.load(Ordering::Relaxed);
+        assert!((100_000..101_000).contains(&avg), "{avg}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_each_get_their_own_signature() {
         let pool = Arc::new(SigningPool::new(3).unwrap());
-        let tasks: Vec<_> = (1..=48u8)
+        let tasks: Vec<_> = (1..=120u8)
             .map(|n| {
                 let pool = Arc::clone(&pool);
                 tokio::spawn(async move {
@@ -185,7 +405,8 @@ mod tests {
                         )
                         .unwrap(),
                     );
-                    // Half the requests share a root, half have their own.
+                    // Half the requests share a root (more than TABLE_MIN_USES, so the
+                    // later ones use its table), half have their own.
                     let root = if n % 2 == 0 { [9u8; 32] } else { [n; 32] };
                     let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
                     assert_eq!(sig, key.sign(&root), "key {n}");

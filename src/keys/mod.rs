@@ -5,6 +5,7 @@
 //! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
 
 pub mod deposit_data;
+mod fixed_base;
 pub mod interop;
 pub mod keystore;
 pub mod loader;
@@ -14,6 +15,7 @@ pub mod sources;
 mod table;
 pub mod web3signer;
 
+pub use fixed_base::FixedBaseTable;
 pub use loader::{LoadJob, LoadProgress};
 pub use secret::{HashedRoot, ValidatorKey};
 pub use table::{DuplicateKey, KeyTable};

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use zeroize::Zeroizing;
 
-use super::{KeyError, KeySource, PubkeyBytes, SignatureBytes, BLS_DST};
+use super::{FixedBaseTable, KeyError, KeySource, PubkeyBytes, SignatureBytes, BLS_DST};
 
 /// Set once the kernel refuses to lock key memory, so the warning is logged only once.
 static MLOCK_WARNED: AtomicBool = AtomicBool::new(false);
@@ -118,6 +118,16 @@ impl ValidatorKey {
         out
     }
 
+    /// Signs with a fixed-base table of the root's hash-to-G2 point (see
+    /// [`FixedBaseTable`]): the same signature as [`ValidatorKey::sign`], at about a third
+    /// of the cost of the scalar multiplication, for roots that many keys sign.
+    pub fn sign_with_table(&self, table: &FixedBaseTable) -> SignatureBytes {
+        // `SecretKey` is `#[repr(transparent)]` over `blst_scalar` (see `sign_hashed`).
+        let scalar = (&*self.secret as *const blst::min_pk::SecretKey).cast::<blst::blst_scalar>();
+        // SAFETY: the pointer refers to the live secret for the call's duration.
+        table.multiply_compressed(unsafe { &*scalar })
+    }
+
     /// The secret as 32 big-endian bytes in zeroizing memory, for sealing or export.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.secret.to_bytes())
@@ -146,6 +156,11 @@ impl HashedRoot {
             );
         }
         Self(point)
+    }
+
+    /// The hash-to-G2 point.
+    pub fn point(&self) -> &blst::blst_p2 {
+        &self.0
     }
 }
 
