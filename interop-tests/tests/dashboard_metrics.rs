@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyguard::consensus::RequestType;
 use keyguard::keys::KeySource;
-use keyguard::metrics::{KeyState, Metrics, Outcome, UNKNOWN_REQUEST_TYPE};
+use keyguard::metrics::{KeyState, Metrics, Outcome, SignPath, UNKNOWN_REQUEST_TYPE};
 use serde_json::Value;
 
 const DASHBOARD: &str = include_str!("../../grafana/keyguard.json");
@@ -276,7 +276,9 @@ fn exercised_metrics(compat: bool) -> Metrics {
     m.observe_request(UNKNOWN_REQUEST_TYPE, Outcome::BadRequest, d);
     m.observe_request("ATTESTATION", Outcome::UnknownKey, d);
     m.observe_request("ATTESTATION", Outcome::Error, d);
-    m.observe_bls_sign(Duration::from_micros(350));
+    for path in SignPath::ALL {
+        m.observe_bls_sign(path, Duration::from_micros(350));
+    }
     m.slashing_check_latency(Duration::from_micros(120));
     m.slashing_commit(17, Duration::from_millis(2));
     m.slashing_refusal("surround_vote");
