@@ -340,18 +340,32 @@ async fn open_loop(
 ) -> anyhow::Result<Stats> {
     let total = (rate * seconds) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
+    let jobs: Vec<Job> = (0..total).map(|i| gen.attestation(i)).collect();
+    let runtime = tokio::runtime::Handle::current();
+    let (client, url) = (client.clone(), url.to_string());
+    // Requests start from a thread of their own that sleeps with the OS's high-resolution
+    // timer: tokio's timer wheel has 1 ms ticks, which would release requests in clumps
+    // and count up to 1 ms of the generator's own lateness as the signer's latency.
     let started = Instant::now();
-    let mut handles = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let scheduled = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(scheduled.into()).await;
-        let job = gen.attestation(i);
-        let (client, url) = (client.clone(), url.to_string());
-        handles.push(tokio::spawn(async move {
-            let r = sign(&client, &url, &job).await;
-            (r, scheduled.elapsed())
-        }));
-    }
+    let pacer = std::thread::spawn(move || {
+        jobs.into_iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let scheduled = started + interval.mul_f64(i as f64);
+                if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let (client, url) = (client.clone(), url.clone());
+                runtime.spawn(async move {
+                    let r = sign(&client, &url, &job).await;
+                    (r, scheduled.elapsed())
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let handles = tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the request pacer thread panicked"))?;
     let mut results = Vec::new();
     for h in handles {
         let (r, lat) = h.await?;
