@@ -85,6 +85,14 @@ impl KeyguardProcess {
         Ok(process)
     }
 
+    /// Like [`KeyguardProcess::start`], then waits until `/healthcheck` reports every key
+    /// loaded (at most 30 s).
+    pub fn start_healthy(args: &[&str], log_dir: &Path) -> anyhow::Result<Self> {
+        let mut process = Self::start(args, log_dir)?;
+        process.wait_healthy(Duration::from_secs(30))?;
+        Ok(process)
+    }
+
     /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>` without
     /// waiting for it; `scheme` (`http` or `https`) makes [`KeyguardProcess::url`].
     pub fn spawn(args: &[&str], log_dir: &Path, scheme: &str) -> anyhow::Result<Self> {
@@ -169,6 +177,11 @@ impl KeyguardProcess {
     /// `GET /api/v1/eth2/publicKeys`: the pubkeys the signer serves.
     pub fn public_keys(&self) -> anyhow::Result<Vec<String>> {
         Ok(reqwest::blocking::get(format!("{}/api/v1/eth2/publicKeys", self.url))?.json()?)
+    }
+
+    /// The text of `/metrics` (Prometheus exposition format).
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::blocking::get(format!("{}/metrics", self.metrics_url))?.text()?)
     }
 
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.

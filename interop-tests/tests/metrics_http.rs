@@ -1,8 +1,6 @@
 //! `/metrics` of the real binary after a known mix of requests: every counter moved by
 //! exactly the right amount, and the exposition parses with an independent parser.
 
-use std::time::Duration;
-
 use interop_tests::keyguard_process::KeyguardProcess;
 use interop_tests::requests;
 
@@ -33,21 +31,17 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 fn counters_move_by_exactly_the_requests_sent() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut kg = KeyguardProcess::start(
-        &[
-            "--network",
-            "config/networks/devnet-minimal.yaml",
-            "--interop-keys",
-            "2",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--metrics-web3signer-compat",
-            "true",
-        ],
-        tmp.path(),
-    )
-    .unwrap();
-    kg.wait_healthy(Duration::from_secs(30)).unwrap();
+    let args = [
+        "--network",
+        "config/networks/devnet-minimal.yaml",
+        "--interop-keys",
+        "2",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--metrics-web3signer-compat",
+        "true",
+    ];
+    let kg = KeyguardProcess::start_healthy(&args, tmp.path()).unwrap();
     let client = reqwest::blocking::Client::new();
     let keys = kg.public_keys().unwrap();
     let send = |pubkey: &str, body: String| {
@@ -70,12 +64,7 @@ fn counters_move_by_exactly_the_requests_sent() {
     let unknown = format!("0x{}", "ab".repeat(48));
     assert_eq!(send(&unknown, requests::randao(1)), 404);
 
-    let text = client
-        .get(format!("{}/metrics", kg.metrics_url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = kg.metrics().unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .expect("exposition parses");
 

@@ -5,7 +5,6 @@
 //! request must give the same signature.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use interop_tests::keyguard_process::KeyguardProcess;
 use serde_json::Value;
@@ -54,21 +53,17 @@ fn many_keys_signing_one_root_all_verify() {
     std::fs::write(&network, config).unwrap();
     let data = tmp.path().join("data");
     let keys = KEYS.to_string();
-    let mut kg = KeyguardProcess::start(
-        &[
-            "--network",
-            network.to_str().unwrap(),
-            "--interop-keys",
-            &keys,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--signing-threads",
-            "2",
-        ],
-        tmp.path(),
-    )
-    .unwrap();
-    kg.wait_healthy(Duration::from_secs(30)).unwrap();
+    let args = [
+        "--network",
+        network.to_str().unwrap(),
+        "--interop-keys",
+        &keys,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--signing-threads",
+        "2",
+    ];
+    let mut kg = KeyguardProcess::start_healthy(&args, tmp.path()).unwrap();
     let pubkeys = kg.public_keys().unwrap();
     assert_eq!(pubkeys.len(), KEYS);
     let body = serde_json::to_string(&fixture["body"]).unwrap();
@@ -113,12 +108,7 @@ fn many_keys_signing_one_root_all_verify() {
         assert_eq!(&sign(pk), &first[pk], "{pk}: repeat differs");
     }
 
-    let text = client
-        .get(format!("{}/metrics", kg.metrics_url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = kg.metrics().unwrap();
     let by_path = |p: &str| {
         metric(
             &text,
