@@ -446,6 +446,15 @@ pub struct ConfigArgs {
         value_name = "DIR"
     )]
     pub keymanager_dir: Option<PathBuf>,
+    /// Largest request body of the keymanager routes, in bytes
+    /// [keymanager.max_body_bytes].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_KEYMANAGER_MAX_BODY_BYTES",
+        value_name = "BYTES"
+    )]
+    pub keymanager_max_body_bytes: Option<usize>,
     /// Write the audit log [audit.enabled].
     #[arg(global = true, long, env = "KEYGUARD_AUDIT", value_name = "BOOL")]
     pub audit: Option<bool>,
@@ -536,6 +545,10 @@ impl ConfigArgs {
         set(&mut c.keymanager.enabled, &self.keymanager);
         set_opt(&mut c.keymanager.token_file, &self.keymanager_token_file);
         set_opt(&mut c.keymanager.dir, &self.keymanager_dir);
+        set(
+            &mut c.keymanager.max_body_bytes,
+            &self.keymanager_max_body_bytes,
+        );
         set(&mut c.audit.enabled, &self.audit);
         if self.audit_log.is_some() {
             c.audit.path = self.audit_log.clone();
@@ -815,6 +828,23 @@ mod tests {
             too_long.load().unwrap_err().setting,
             "slashing.max_commit_delay_ms"
         );
+    }
+
+    #[test]
+    fn keymanager_body_limit_flag_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "[keymanager]\nmax_body_bytes = 4096\n");
+        let file_only = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(file_only.load().unwrap().keymanager.max_body_bytes, 4096);
+        let flag = ConfigArgs {
+            config: Some(path),
+            keymanager_max_body_bytes: Some(8192),
+            ..Default::default()
+        };
+        assert_eq!(flag.load().unwrap().keymanager.max_body_bytes, 8192);
     }
 
     #[test]

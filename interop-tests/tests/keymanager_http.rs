@@ -35,6 +35,24 @@ fn start(data: &Path, log_dir: &Path, extra: &[String]) -> KeyguardProcess {
     kg
 }
 
+/// The lines of `keyguard keys list` on `data` that name `pubkey`.
+fn keys_list_lines(data: &Path, pubkey: &str) -> Vec<String> {
+    let out = keyguard_command(&[
+        "keys",
+        "list",
+        "--network",
+        NETWORK,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "keys list failed: {text}");
+    text.lines()
+        .filter(|l| l.starts_with(pubkey))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The generated token (default location under the data dir).
 fn token(data: &Path) -> String {
     std::fs::read_to_string(data.join("keymanager-token"))
@@ -246,6 +264,13 @@ fn import_restart_delete_and_move_to_a_second_keyguard() {
     );
     assert_eq!(sign(&a, &pk, requests::block_header(101, 2)), 412);
     assert_eq!(sign(&a, &pk, requests::block_header(102, 1)), 200);
+    // `keyguard keys list` shows what `run` loads, imported keys included.
+    let lines = keys_list_lines(&data_a, &pk);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(KeySource::Imported.as_str()) && lines[0].contains("loaded"),
+        "{lines:?}"
+    );
 
     // 4. Delete: the key stops signing here and its whole history is exported.
     let (status, resp) = delete(&a, &token_a, &[&pk]);
@@ -306,6 +331,7 @@ fn import_restart_delete_and_move_to_a_second_keyguard() {
     drop(a);
     let a = start(&data_a, tmp.path(), &[]);
     assert!(list(&a, &token_a).is_empty());
+    assert!(keys_list_lines(&data_a, &pk).is_empty());
 
     for log in [a.log(), b.log()] {
         for secret in ["right-pw-302", "WRONG-pw-303", &token_a, &token_b] {

@@ -188,9 +188,16 @@ fn from_limbs(l: &[u64; LIMBS]) -> blst::blst_p2_affine {
     }
 }
 
+/// Clears a point that was selected by secret digits (which entry it is reveals a digit),
+/// with volatile writes the compiler cannot drop as dead stores.
 fn zeroize_affine(p: &mut blst::blst_p2_affine) {
-    *p = blst::blst_p2_affine::default();
-    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    let len = std::mem::size_of::<blst::blst_p2_affine>();
+    // SAFETY: `blst_p2_affine` is plain `repr(C)` limbs with no padding or invalid bit
+    // patterns; the slice covers exactly the value behind the exclusive reference.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut((p as *mut blst::blst_p2_affine).cast::<u8>(), len)
+    };
+    bytes.zeroize();
 }
 
 #[cfg(test)]
