@@ -11,8 +11,9 @@
 //! Constant time: the digits are computed from the scalar without branches or
 //! secret-dependent indexing; each table entry is fetched by reading all 16 entries of its
 //! window and keeping one with a mask; the sign is applied with blst's branch-free
-//! conditional negation; and blst's mixed addition handles the point at infinity (digit
-//! 0) and doubling with selects, not branches. The secret digits are zeroized after use.
+//! conditional negation; and blst's mixed additions handle the point at infinity (digit
+//! 0, or the accumulator before the first non-zero digit) with selects, not branches. The
+//! secret digits and the last selected entry are zeroized after use.
 
 use zeroize::Zeroize;
 
@@ -36,7 +37,7 @@ impl FixedBaseTable {
     pub const BYTES: usize = WINDOWS * ENTRIES * std::mem::size_of::<blst::blst_p2_affine>();
 
     /// Builds the table for a hash-to-G2 point: 52 · 16 additions and doublings and one
-    /// batched inversion, about the cost of three signatures.
+    /// batched inversion, about the cost of five full signatures (2.2 ms).
     pub fn new(hash: &blst::blst_p2) -> Self {
         let mut jacobian = Vec::with_capacity(WINDOWS * ENTRIES);
         let mut base = *hash;
