@@ -2,7 +2,7 @@
 //! decision and key lifecycle event.
 //!
 //! Events are queued (bounded, `audit.queue_capacity`) and written by one thread that owns
-//! the file ([`writer`]), so signing never waits for the disk. With
+//! the file (the `writer` module), so signing never waits for the disk. With
 //! `on_failure = "refuse"`, a signature is released only after its event holds a place in
 //! the queue ([`AuditLog::ready`] reserves it, [`AuditLog::record_signing`] fills it), and
 //! nothing is signed while the file cannot be written. [`verify`] checks a log.

@@ -113,7 +113,7 @@ pub enum SealedKeysCommand {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KeystoreBackupArgs {
     /// Also write each new key as an EIP-2335 keystore into DIR (created if missing), named
-    /// keystore-m_12381_3600_<i>_0_0-<unix time>.json like staking-deposit-cli, mode 0600.
+    /// `keystore-m_12381_3600_<i>_0_0-<unix time>.json` like staking-deposit-cli, mode 0600.
     /// Each is read back and decrypted before its key is sealed. Keep them offline: with a
     /// lost KEK they are the only way back to the keys.
     #[arg(long, value_name = "DIR", requires = "backup_password_file")]
@@ -148,7 +148,7 @@ impl From<BackupKdf> for Kdf {
 /// `keys generate --deposit-data DIR --withdrawal-credentials 0x… [--amount-gwei N]`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DepositDataArgs {
-    /// Also write deposit_data-<unix time>.json into DIR (created if missing): the file the
+    /// Also write `deposit_data-<unix time>.json` into DIR (created if missing): the file the
     /// staking launchpad takes, one signed deposit per key that was sealed, for the
     /// configured --network (its GENESIS_FORK_VERSION and name).
     #[arg(long, value_name = "DIR", requires = "withdrawal_credentials")]

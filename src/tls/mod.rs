@@ -52,7 +52,7 @@ impl TlsConfig {
 
 impl TlsConfig {
     /// True when any client-certificate setting is given (without a CA, the
-    /// `[[access.clients]]` fingerprints count too: see [`allowed_fingerprints`]).
+    /// `[[access.clients]]` fingerprints count too: see `allowed_fingerprints`).
     pub fn client_auth_configured(&self, access: &AccessConfig) -> bool {
         self.client_ca.is_some() || self.fingerprint_list_configured(access)
     }
