@@ -33,9 +33,6 @@ pub struct FixedBaseTable {
 }
 
 impl FixedBaseTable {
-    /// Size of one table in bytes, for memory accounting.
-    pub const BYTES: usize = WINDOWS * ENTRIES * std::mem::size_of::<blst::blst_p2_affine>();
-
     /// Builds the table for a hash-to-G2 point: 52 · 16 additions and doublings and one
     /// batched inversion, about the cost of five full signatures (2.2 ms).
     pub fn new(hash: &blst::blst_p2) -> Self {
