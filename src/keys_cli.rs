@@ -73,13 +73,8 @@ fn sealed_command_name(cmd: &SealedKeysCommand) -> &'static str {
 /// the keys imported through the keymanager API (loaded whether or not the API is on).
 fn list(config: &Config) -> anyhow::Result<()> {
     let (mut jobs, hsm) = crate::server::key_jobs(config)?;
-    // With the API off, the keymanager start-up only lists its stored keys: no token is
-    // read or generated and nothing is served.
-    let mut stored_only = config.clone();
-    stored_only.keymanager.enabled = false;
-    let metrics = crate::metrics::Metrics::new(false).context("cannot create metrics")?;
-    let imported = crate::keymanager::startup(&stored_only, hsm, &metrics)?;
-    jobs.extend(imported.jobs);
+    let (imported, _hsm) = crate::keymanager::stored_key_jobs(config, hsm)?;
+    jobs.extend(imported);
     let table = KeyTable::new();
     let progress = LoadProgress::new();
     progress.add_total(jobs.len());

@@ -3,7 +3,6 @@
 //! clients that trust only the test CA.
 
 use std::path::Path;
-
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -168,15 +167,18 @@ pub fn https_client(ca_pem: &str, identity: Option<&CertKey>) -> reqwest::blocki
     builder.build().expect("https client")
 }
 
-/// A `keyguard run` process serving the signing API over TLS.
+/// A `keyguard run` process serving the signing API over TLS. It dereferences to the
+/// [`KeyguardProcess`]: `url` is `https://127.0.0.1:PORT`, `metrics_url` plain HTTP.
 pub struct TlsKeyguard {
     process: KeyguardProcess,
-    /// `https://127.0.0.1:PORT`.
-    pub url: String,
-    /// The port of the signing API.
-    pub port: u16,
-    /// `http://127.0.0.1:PORT` of the metrics listener.
-    pub metrics_url: String,
+}
+
+impl std::ops::Deref for TlsKeyguard {
+    type Target = KeyguardProcess;
+
+    fn deref(&self) -> &KeyguardProcess {
+        &self.process
+    }
 }
 
 impl TlsKeyguard {
@@ -187,12 +189,8 @@ impl TlsKeyguard {
         log_dir: &Path,
         probe: &reqwest::blocking::Client,
     ) -> anyhow::Result<Self> {
-        let process = KeyguardProcess::spawn(args, log_dir, "https")?;
         let mut kg = Self {
-            url: process.url.clone(),
-            port: process.port,
-            metrics_url: process.metrics_url.clone(),
-            process,
+            process: KeyguardProcess::spawn(args, log_dir, "https")?,
         };
         kg.wait_healthy(probe, Duration::from_secs(30))?;
         Ok(kg)
@@ -204,7 +202,7 @@ impl TlsKeyguard {
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        let url = format!("{}/healthcheck", self.url);
+        let url = format!("{}/healthcheck", self.process.url);
         loop {
             self.process.check_running()?;
             if probe.get(&url).send().is_ok_and(|r| r.status() == 200) {
@@ -215,10 +213,5 @@ impl TlsKeyguard {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Everything the process logged so far.
-    pub fn log(&self) -> String {
-        self.process.log()
     }
 }

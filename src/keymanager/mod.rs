@@ -302,30 +302,47 @@ pub struct Startup {
     pub hsm: Option<Arc<HsmSession>>,
 }
 
-/// Builds the keymanager from the configuration: opens the store (and the HSM when it
-/// seals or unseals imported keys), lists the stored keys, and reads or generates the
-/// token. Logs the token's path, never the token.
-pub fn startup(
+/// The keys imported earlier through the keymanager API (their load jobs), and the HSM
+/// session, opened here when sealed imports need it. `keyguard run` loads them whether or
+/// not the API is on; `keyguard keys list` lists them. No token is read or generated.
+pub fn stored_key_jobs(
     config: &crate::config::Config,
     hsm: Option<Arc<HsmSession>>,
-    metrics: &crate::metrics::Metrics,
-) -> anyhow::Result<Startup> {
-    let km = &config.keymanager;
-    let dir = km.dir_path(&config.data_dir);
-    if !km.enabled && !dir.exists() {
-        return Ok(Startup {
-            keymanager: None,
+) -> anyhow::Result<(Vec<LoadJob>, Option<Arc<HsmSession>>)> {
+    let opened = open_store(config, hsm, false)?;
+    Ok((opened.jobs, opened.hsm))
+}
+
+/// What [`open_store`] found.
+struct OpenedStore {
+    /// The store; `None` when its directory does not exist and the API is off.
+    store: Option<KeyStore>,
+    /// Load jobs of the stored keys.
+    jobs: Vec<LoadJob>,
+    /// The HSM session, if one is open.
+    hsm: Option<Arc<HsmSession>>,
+}
+
+/// Opens the keymanager's store (none when its directory does not exist and the API is
+/// off) and lists its keys. The HSM is opened when the API is on (it seals new imports)
+/// or when sealed imports are stored.
+fn open_store(
+    config: &crate::config::Config,
+    hsm: Option<Arc<HsmSession>>,
+    api_enabled: bool,
+) -> anyhow::Result<OpenedStore> {
+    let dir = config.keymanager.dir_path(&config.data_dir);
+    if !api_enabled && !dir.exists() {
+        return Ok(OpenedStore {
+            store: None,
             jobs: Vec::new(),
             hsm,
         });
     }
-    if km.max_body_bytes < 1024 {
-        anyhow::bail!("keymanager.max_body_bytes must be at least 1024 bytes");
-    }
     let has_sealed = KeyStore::has_sealed_keys(&dir)
         .with_context(|| format!("cannot read imported keys in {}", dir.display()))?;
     let hsm = match (&config.hsm, hsm) {
-        (Some(hsm_config), None) if km.enabled || has_sealed => {
+        (Some(hsm_config), None) if api_enabled || has_sealed => {
             Some(open_hsm(hsm_config).context("the keymanager seals imported keys with the HSM")?)
         }
         (_, hsm) => hsm,
@@ -336,13 +353,33 @@ pub fn startup(
     let jobs = store
         .load_jobs()
         .with_context(|| format!("cannot read imported keys in {}", dir.display()))?;
-    if !km.enabled {
+    Ok(OpenedStore {
+        store: Some(store),
+        jobs,
+        hsm,
+    })
+}
+
+/// Builds the keymanager from the configuration: opens the store (and the HSM when it
+/// seals or unseals imported keys), lists the stored keys, and reads or generates the
+/// token. Logs the token's path, never the token.
+pub fn startup(
+    config: &crate::config::Config,
+    hsm: Option<Arc<HsmSession>>,
+    metrics: &crate::metrics::Metrics,
+) -> anyhow::Result<Startup> {
+    let km = &config.keymanager;
+    if km.enabled && km.max_body_bytes < 1024 {
+        anyhow::bail!("keymanager.max_body_bytes must be at least 1024 bytes");
+    }
+    let OpenedStore { store, jobs, hsm } = open_store(config, hsm, km.enabled)?;
+    let Some(store) = store.filter(|_| km.enabled) else {
         return Ok(Startup {
             keymanager: None,
             jobs,
             hsm,
         });
-    }
+    };
     let token_path = km.token_path(&config.data_dir);
     let (token, origin) = ApiToken::load_or_create(&token_path)?;
     match origin {
@@ -361,7 +398,7 @@ pub fn startup(
     let metrics = KeymanagerMetrics::register(metrics.registry())
         .context("cannot register keymanager metrics")?;
     tracing::info!(
-        dir = %dir.display(),
+        dir = %store.dir().display(),
         storage = store.mode(),
         stored_keys = jobs.len(),
         "keymanager API enabled at /eth/v1/keystores"
