@@ -3,13 +3,22 @@
 
 Independent of keyguard's Rust code: containers, hash_tree_root, compute_domain, get_domain
 and compute_signing_root all come from the `eth-consensus-specs` package, signatures from
-`py_ecc` (G2ProofOfPossession). For every request type x fork (PHASE0..FULU) x preset
+`py_ecc` (G2ProofOfPossession). For every request type x fork (PHASE0..GLOAS) x preset
 (mainnet, minimal) where the type exists, it writes a request body shaped like the ones
 Lighthouse / Teku / Lodestar send (snake_case, decimal-string integers, `fork_info`,
 Lighthouse's synthetic Capella fork_info for post-Deneb exits, Electra aggregates with
 `committee_bits` under AGGREGATE_AND_PROOF, registrations without fork_info), the expected
 signing root and the signature by an interop key, to
 `interop-tests/fixtures/signing-fixtures.json`.
+
+Gloas (EIP-7732): the five new types of remote-signing-api v1.4.0 (`{version, data}`),
+Lighthouse's bare `PAYLOAD_ATTESTATION` shape, Gloas aggregates (progressive
+`Attestation`), and the fork boundary (last Fulu slot, first Gloas slot) for bare and V2
+aggregates, attestations and blocks. Mainnet has no Gloas epoch, so the mainnet-preset
+Gloas fixtures run on the built-in Sepolia schedule (GLOAS at epoch 353024, from
+eth-clients/sepolia); the minimal test network schedules GLOAS at epoch 70.
+`BUILDER_REQUEST_AUTH` follows builder-specs `RequestAuthV1` (`DOMAIN_REQUEST_AUTH`
+0x0B000001, genesis fork version, zero root), defined here as the spec package lacks it.
 
 Re-run (needs Python 3.12+; takes a few minutes):
 
@@ -31,7 +40,17 @@ from pathlib import Path
 import ssz
 from py_ecc.bls import G2ProofOfPossession as bls
 
-FORKS = ["phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu"]
+FORKS = ["phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu", "gloas"]
+FAR_FUTURE_EPOCH = 2**64 - 1
+BUILDER_INDEX_SELF_BUILD = 2**64 - 1
+
+# eth-clients/sepolia metadata/config.yaml (mainnet preset).
+SEPOLIA = {
+    "versions": {f: bytes.fromhex(v) for f, v in zip(FORKS, [
+        "90000069", "90000070", "90000071", "90000072", "90000073", "90000074", "90000075", "90000076"])},
+    "epochs": dict(zip(FORKS, [0, 50, 100, 56832, 132608, 222464, 272640, 353024])),
+    "gvr": bytes.fromhex("d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078"),
+}
 BLS_CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
 
 # The minimal-preset test network: spec minimal fork versions, a fork every 10 epochs
@@ -55,7 +74,10 @@ def interop_secret(i: int) -> int:
 
 def to_json(v):
     """Client JSON: decimal-string ints, 0x hex bytes and SSZ-encoded bitfields."""
-    if isinstance(v, (ssz.BitList, ssz.BitVector)):
+    if isinstance(v, (ssz.BitList, ssz.BitVector, ssz.ProgressiveBitList)):
+        return "0x" + v.encode_bytes().hex()
+    if isinstance(v, ssz.ProgressiveList) and issubclass(type(v).ELEMENT_TYPE, ssz.Uint8):
+        # ProgressiveList[Byte] (Transaction, BlockAccessList): hex, as the beacon API sends it.
         return "0x" + v.encode_bytes().hex()
     if isinstance(v, ssz.Boolean):
         return bool(v)
@@ -63,7 +85,7 @@ def to_json(v):
         return "0x" + bytes(v).hex()
     if isinstance(v, int):
         return str(int(v))
-    if isinstance(v, ssz.Container):
+    if isinstance(v, (ssz.Container, ssz.ProgressiveContainer)):
         return {name: to_json(getattr(v, name)) for name in type(v).model_fields}
     if isinstance(v, ssz.ByteList):
         return "0x" + v.encode_bytes().hex()
@@ -78,8 +100,16 @@ class Filler:
 
     def value(self, typ):
         rng = self.rng
-        if issubclass(typ, ssz.Container):
+        if issubclass(typ, (ssz.Container, ssz.ProgressiveContainer)):
             return typ(**{n: self.value(f.annotation) for n, f in typ.model_fields.items()})
+        if issubclass(typ, ssz.ProgressiveBitList):
+            n = rng.randint(1, 300)
+            return typ(data=[rng.random() < 0.5 for _ in range(n)])
+        if issubclass(typ, ssz.ProgressiveList):
+            if issubclass(typ.ELEMENT_TYPE, ssz.Uint8):
+                return typ(data=list(rng.randbytes(rng.randint(1, 90))))
+            n = rng.randint(1, 3)
+            return typ(data=[self.value(typ.ELEMENT_TYPE) for _ in range(n)])
         if issubclass(typ, ssz.BitList):
             n = rng.randint(1, min(typ.LIMIT, 40))
             return typ.of(*[rng.random() < 0.5 for _ in range(n)])
@@ -110,7 +140,7 @@ def fork_info_json(prev, cur, epoch, gvr):
 
 
 class Generator:
-    def __init__(self, preset):
+    def __init__(self, preset, network=None):
         self.preset = preset
         self.specs = {f: importlib.import_module(f"eth_consensus_specs.{f}.{preset}") for f in FORKS}
         last = self.specs[FORKS[-1]]
@@ -119,7 +149,11 @@ class Generator:
         for f in FORKS[1:]:
             self.versions[f] = bytes(getattr(last.config, f"{f.upper()}_FORK_VERSION"))
             self.epochs[f] = int(getattr(last.config, f"{f.upper()}_FORK_EPOCH"))
-        if preset == "minimal":
+        if network == "sepolia":
+            self.versions, self.epochs = dict(SEPOLIA["versions"]), dict(SEPOLIA["epochs"])
+            self.network = "sepolia"
+            self.gvr = SEPOLIA["gvr"]
+        elif preset == "minimal":
             # The spec's minimal config schedules nothing; the test network does.
             self.epochs = dict(MINIMAL_EPOCHS)
             self.network = "minimal-fixtures"
@@ -127,7 +161,7 @@ class Generator:
         else:
             self.network = "mainnet"
             self.gvr = MAINNET_GVR
-        self.filler = Filler(f"keyguard-{preset}")
+        self.filler = Filler(f"keyguard-{preset}" if self.network != "sepolia" else "keyguard-sepolia")
         self.fixtures = []
 
     # -- spec helpers ------------------------------------------------------------------
@@ -154,7 +188,7 @@ class Generator:
     def slot_in(self, spec, epoch):
         return int(epoch) * int(spec.SLOTS_PER_EPOCH) + 3
 
-    def add(self, name, fork, spec, body, obj_root_or_obj, domain, with_fork_info=None):
+    def add(self, name, fork, spec, body, obj_root_or_obj, domain, with_fork_info=None, extra=None):
         root = spec.compute_signing_root(obj_root_or_obj, domain)
         if with_fork_info is not None:
             body["fork_info"] = fork_info_json(*with_fork_info, self.gvr)
@@ -174,6 +208,7 @@ class Generator:
                 "secret_key": "0x" + sk.to_bytes(32, "big").hex(),
                 "pubkey": "0x" + bls.SkToPk(sk).hex(),
                 "signature": "0x" + signature.hex(),
+                **(extra or {}),
             }
         )
 
@@ -207,6 +242,9 @@ class Generator:
             data.slot = spec.Slot(self.slot_in(spec, epoch))
             data.source.epoch = spec.Epoch(max(epoch - 1, 0))
             data.target.epoch = spec.Epoch(epoch)
+            if FORKS.index(fork) >= FORKS.index("gloas"):
+                # From Gloas on `index` is the payload-presence vote: 1 must be signed.
+                data.index = spec.CommitteeIndex(1 if label == "ATTESTATION" else 0)
             domain = self.domain(spec, spec.DOMAIN_BEACON_ATTESTER, epoch, self.fork_info(fork))
             self.add(label, fork, spec, {"type": "ATTESTATION", "attestation": to_json(data)}, data, domain, self.fork_info(fork))
         if fork != "phase0":
@@ -238,7 +276,7 @@ class Generator:
         body = {"type": "VOLUNTARY_EXIT", "voluntary_exit": to_json(exit_)}
         if FORKS.index(fork) >= FORKS.index("deneb"):
             # EIP-7044, as written in the spec's process_voluntary_exit.
-            domain = spec.compute_domain(spec.DOMAIN_VOLUNTARY_EXIT, spec.config.CAPELLA_FORK_VERSION, self.gvr)
+            domain = spec.compute_domain(spec.DOMAIN_VOLUNTARY_EXIT, spec.Version(self.versions["capella"]), self.gvr)
             capella = (self.versions["capella"], self.versions["capella"], self.epochs["capella"])
             self.add("VOLUNTARY_EXIT(lighthouse-capella-fork-info)", fork, spec, dict(body), exit_, domain, capella)
             self.add("VOLUNTARY_EXIT(teku-real-fork-info)", fork, spec, dict(body), exit_, domain, self.fork_info(fork))
@@ -277,6 +315,100 @@ class Generator:
         body = {"type": "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", "contribution_and_proof": to_json(cap)}
         self.add("SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", fork, spec, body, cap, domain, self.fork_info(fork))
 
+    def gloas_types(self, fork):
+        """The five Gloas request types of remote-signing-api v1.4.0, and Lighthouse's shape."""
+        if FORKS.index(fork) < FORKS.index("gloas"):
+            return
+        spec = self.specs[fork]
+        version = fork.upper()
+        slot = spec.Slot(self.slot_in(spec, self.message_epoch(fork)))
+        info = self.fork_info(fork)
+
+        def domain(domain_type, at_slot):
+            return self.domain(spec, domain_type, spec.compute_epoch_at_slot(at_slot), info)
+
+        def versioned(kind, obj):
+            return {"type": kind, kind.lower(): {"version": version, "data": to_json(obj)}}
+
+        for label, builder_index in (("", None), ("(self-build)", BUILDER_INDEX_SELF_BUILD)):
+            bid = self.filler.value(spec.ExecutionPayloadBid)
+            bid.slot = slot
+            if builder_index is not None:
+                bid.builder_index = spec.BuilderIndex(builder_index)
+                bid.value = spec.Gwei(0)
+                bid.execution_payment = spec.Gwei(0)
+            self.add("EXECUTION_PAYLOAD_BID" + label, fork, spec, versioned("EXECUTION_PAYLOAD_BID", bid),
+                     bid, domain(spec.DOMAIN_BEACON_BUILDER, bid.slot), info)
+
+            envelope = self.filler.value(spec.ExecutionPayloadEnvelope)
+            envelope.payload.slot_number = ssz.Uint64(int(slot))
+            if builder_index is not None:
+                envelope.builder_index = spec.BuilderIndex(builder_index)
+            # get_execution_payload_envelope_signature: the epoch of state.slot, the
+            # envelope's slot (payload.slot_number).
+            self.add("EXECUTION_PAYLOAD_ENVELOPE" + label, fork, spec,
+                     versioned("EXECUTION_PAYLOAD_ENVELOPE", envelope), envelope,
+                     domain(spec.DOMAIN_BEACON_BUILDER, slot), info)
+
+        data = self.filler.value(spec.PayloadAttestationData)
+        data.slot = slot
+        ptc = domain(spec.DOMAIN_PTC_ATTESTER, data.slot)
+        self.add("PAYLOAD_ATTESTATION_MESSAGE", fork, spec, versioned("PAYLOAD_ATTESTATION_MESSAGE", data), data, ptc, info)
+        lighthouse = {"type": "PAYLOAD_ATTESTATION", "payload_attestation_data": to_json(data)}
+        self.add("PAYLOAD_ATTESTATION(lighthouse)", fork, spec, lighthouse, data, ptc, info)
+
+        prefs = self.filler.value(spec.ProposerPreferences)
+        prefs.proposal_slot = spec.Slot(int(slot) + int(spec.SLOTS_PER_EPOCH))
+        self.add("PROPOSER_PREFERENCES", fork, spec, versioned("PROPOSER_PREFERENCES", prefs), prefs,
+                 domain(spec.DOMAIN_PROPOSER_PREFERENCES, prefs.proposal_slot), info)
+
+        class RequestAuthData(ssz.ByteList):
+            LIMIT = 4096
+
+        class BuilderRequestAuth(ssz.Container):
+            data: RequestAuthData
+            slot: ssz.Uint64
+
+        auth = BuilderRequestAuth(data=RequestAuthData(data=b"https://builder.example.org:18550/"), slot=ssz.Uint64(int(slot)))
+        auth_domain = spec.compute_domain(spec.DomainType(b"\x0b\x00\x00\x01"), spec.Version(self.versions["phase0"]))
+        body = versioned("BUILDER_REQUEST_AUTH", auth)
+        self.add("BUILDER_REQUEST_AUTH", fork, spec, body, auth, auth_domain)
+
+    def fork_boundary(self):
+        """The last Fulu slot and the first Gloas slot: the fork of the slot picks the SSZ type."""
+        first_gloas_epoch = self.epochs["gloas"]
+        for fork, epoch, offset, label in (
+            ("fulu", first_gloas_epoch - 1, -1, "@last-fulu-slot"),
+            ("gloas", first_gloas_epoch, 0, "@first-gloas-slot"),
+        ):
+            spec = self.specs[fork]
+            slot = spec.Slot(first_gloas_epoch * int(spec.SLOTS_PER_EPOCH) + offset)
+            info = self.fork_info(fork)
+            extra = {"boundary": label.lstrip("@")}
+            agg = self.filler.value(spec.AggregateAndProof)
+            agg.aggregate.data.slot = slot
+            domain = self.domain(spec, spec.DOMAIN_AGGREGATE_AND_PROOF, epoch, info)
+            self.add("AGGREGATE_AND_PROOF" + label, fork, spec,
+                     {"type": "AGGREGATE_AND_PROOF", "aggregate_and_proof": to_json(agg)}, agg, domain, info, extra)
+            body = {"type": "AGGREGATE_AND_PROOF_V2", "aggregate_and_proof": {"version": fork.upper(), "data": to_json(agg)}}
+            self.add("AGGREGATE_AND_PROOF_V2" + label, fork, spec, body, agg, domain, info, extra)
+            data = self.filler.value(spec.AttestationData)
+            data.slot, data.index = slot, spec.CommitteeIndex(0 if fork == "fulu" else 1)
+            data.source.epoch, data.target.epoch = spec.Epoch(epoch - 1), spec.Epoch(epoch)
+            domain = self.domain(spec, spec.DOMAIN_BEACON_ATTESTER, epoch, info)
+            self.add("ATTESTATION" + label, fork, spec, {"type": "ATTESTATION", "attestation": to_json(data)}, data, domain, info, extra)
+            header = self.filler.value(spec.BeaconBlockHeader)
+            header.slot = slot
+            domain = self.domain(spec, spec.DOMAIN_BEACON_PROPOSER, epoch, info)
+            body = {"type": "BLOCK_V2", "beacon_block": {"version": fork.upper(), "block_header": to_json(header)}}
+            self.add("BLOCK_V2" + label, fork, spec, body, header, domain, info, extra)
+            if fork == "gloas":
+                ptc = self.filler.value(spec.PayloadAttestationData)
+                ptc.slot = slot
+                domain = self.domain(spec, spec.DOMAIN_PTC_ATTESTER, epoch, info)
+                body = {"type": "PAYLOAD_ATTESTATION_MESSAGE", "payload_attestation_message": {"version": "GLOAS", "data": to_json(ptc)}}
+                self.add("PAYLOAD_ATTESTATION_MESSAGE" + label, fork, spec, body, ptc, domain, info, extra)
+
     def fork_independent(self):
         spec = self.specs["bellatrix"]
         msg = self.filler.value(spec.DepositMessage)
@@ -296,16 +428,22 @@ class Generator:
         body = {"type": "VALIDATOR_REGISTRATION", "validator_registration": to_json(reg)}
         self.add("VALIDATOR_REGISTRATION", "bellatrix", spec, body, reg, domain)
 
-    def run(self):
-        for fork in FORKS:
+    def run(self, forks=FORKS, fork_independent=True):
+        for fork in forks:
+            if self.epochs[fork] == FAR_FUTURE_EPOCH:
+                continue
             self.blocks(fork)
             self.attestations(fork)
             self.randao_and_selection(fork)
             self.exits(fork)
             self.aggregates(fork)
             self.sync(fork)
-            print(f"{self.preset}/{fork}: {len(self.fixtures)} fixtures", file=sys.stderr)
-        self.fork_independent()
+            self.gloas_types(fork)
+            print(f"{self.preset}/{self.network}/{fork}: {len(self.fixtures)} fixtures", file=sys.stderr)
+        if self.epochs["gloas"] != FAR_FUTURE_EPOCH:
+            self.fork_boundary()
+        if fork_independent:
+            self.fork_independent()
         return self.fixtures
 
 
@@ -314,11 +452,14 @@ def main():
     fixtures = []
     for preset in ("mainnet", "minimal"):
         fixtures += Generator(preset).run()
+    # Mainnet schedules no Gloas yet: the mainnet-preset Gloas fixtures use Sepolia's.
+    fixtures += Generator("mainnet", network="sepolia").run(forks=["gloas"], fork_independent=False)
     doc = {
         "_note": "Generated by interop-tests/scripts/gen_signing_fixtures.py from the executable "
         "consensus spec and py_ecc; do not edit by hand.",
         "networks": {
             "mainnet": {"builtin": "mainnet"},
+            "sepolia": {"builtin": "sepolia"},
             "minimal-fixtures": {"config": MINIMAL_CONFIG},
         },
         "fixtures": fixtures,

@@ -30,6 +30,17 @@ pub const DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF: DomainType = [8, 0, 0, 0];
 pub const DOMAIN_CONTRIBUTION_AND_PROOF: DomainType = [9, 0, 0, 0];
 /// `DOMAIN_APPLICATION_BUILDER` (builder-specs).
 pub const DOMAIN_APPLICATION_BUILDER: DomainType = [0, 0, 0, 1];
+/// `DOMAIN_BEACON_BUILDER` (Gloas, consensus-specs `specs/gloas/beacon-chain.md`): bids
+/// and payload envelopes.
+pub const DOMAIN_BEACON_BUILDER: DomainType = [0x0B, 0, 0, 0];
+/// `DOMAIN_PTC_ATTESTER` (Gloas): payload-timeliness-committee attestations.
+pub const DOMAIN_PTC_ATTESTER: DomainType = [0x0C, 0, 0, 0];
+/// `DOMAIN_PROPOSER_PREFERENCES` (Gloas).
+pub const DOMAIN_PROPOSER_PREFERENCES: DomainType = [0x0D, 0, 0, 0];
+/// `DOMAIN_REQUEST_AUTH` (builder-specs `specs/gloas/builder.md`; remote-signing-api
+/// v1.4.0 calls it `DOMAIN_BUILDER_REQUEST_AUTH`): `compute_domain` with the genesis fork
+/// version and a zero root, like `DOMAIN_APPLICATION_BUILDER`.
+pub const DOMAIN_BUILDER_REQUEST_AUTH: DomainType = [0x0B, 0, 0, 1];
 
 /// `hash_tree_root(ForkData{current_version, genesis_validators_root})`.
 fn fork_data_root(version: Bytes4, genesis_validators_root: Bytes32) -> Hash256 {

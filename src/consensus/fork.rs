@@ -19,8 +19,13 @@ pub enum Fork {
     Electra,
     /// Fulu: PeerDAS.
     Fulu,
-    /// Gloas: not yet scheduled anywhere. Blocks are signed by header like every
-    /// post-Bellatrix fork; revisit when its signing containers are final.
+    /// Gloas (EIP-7732 ePBS, EIP-7688 progressive containers): builder bids, payload
+    /// envelopes, PTC attestations, proposer preferences; attestations become progressive
+    /// containers. Blocks are still signed by their (unchanged) header.
+    ///
+    /// The next fork, `HEZE` in consensus-specs, is added here (and to [`Fork::ALL`],
+    /// [`Fork::name`] and the built-in schedules in `network.rs`) once its signing
+    /// containers are final.
     Gloas,
 }
 

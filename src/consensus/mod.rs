@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fork;
 mod network;
 pub mod preset;
+pub mod progressive;
 mod request;
 pub mod wire;
 
@@ -49,11 +50,27 @@ pub enum RequestType {
     SyncCommitteeContributionAndProof,
     /// `VALIDATOR_REGISTRATION`: builder registration.
     ValidatorRegistration,
+    /// `EXECUTION_PAYLOAD_BID` (Gloas): a builder's bid, `{version, data}`.
+    ExecutionPayloadBid,
+    /// `EXECUTION_PAYLOAD_ENVELOPE` (Gloas): the payload reveal, `{version, data}`; a
+    /// proposer signs one when it builds its own payload.
+    ExecutionPayloadEnvelope,
+    /// `PAYLOAD_ATTESTATION_MESSAGE` (Gloas): a PTC vote, `{version, data}` with
+    /// `PayloadAttestationData`.
+    PayloadAttestationMessage,
+    /// `PAYLOAD_ATTESTATION` (Gloas): Lighthouse's name for the same PTC vote, with a
+    /// bare `payload_attestation_data` (sigp/lighthouse #9252).
+    PayloadAttestation,
+    /// `PROPOSER_PREFERENCES` (Gloas): fee recipient and gas limit for a proposal slot.
+    ProposerPreferences,
+    /// `BUILDER_REQUEST_AUTH` (Gloas, builder-specs): authenticates a bid request to a
+    /// builder; no `fork_info`.
+    BuilderRequestAuth,
 }
 
 impl RequestType {
     /// Every request type, in wire-name order.
-    pub const ALL: [RequestType; 13] = [
+    pub const ALL: [RequestType; 19] = [
         RequestType::Block,
         RequestType::BlockV2,
         RequestType::Attestation,
@@ -67,6 +84,12 @@ impl RequestType {
         RequestType::SyncCommitteeSelectionProof,
         RequestType::SyncCommitteeContributionAndProof,
         RequestType::ValidatorRegistration,
+        RequestType::ExecutionPayloadBid,
+        RequestType::ExecutionPayloadEnvelope,
+        RequestType::PayloadAttestationMessage,
+        RequestType::PayloadAttestation,
+        RequestType::ProposerPreferences,
+        RequestType::BuilderRequestAuth,
     ];
 
     /// The wire name, e.g. `BLOCK_V2`.
@@ -87,11 +110,20 @@ impl RequestType {
                 "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF"
             }
             RequestType::ValidatorRegistration => "VALIDATOR_REGISTRATION",
+            RequestType::ExecutionPayloadBid => "EXECUTION_PAYLOAD_BID",
+            RequestType::ExecutionPayloadEnvelope => "EXECUTION_PAYLOAD_ENVELOPE",
+            RequestType::PayloadAttestationMessage => "PAYLOAD_ATTESTATION_MESSAGE",
+            RequestType::PayloadAttestation => "PAYLOAD_ATTESTATION",
+            RequestType::ProposerPreferences => "PROPOSER_PREFERENCES",
+            RequestType::BuilderRequestAuth => "BUILDER_REQUEST_AUTH",
         }
     }
 }
 
-/// What slashing protection must check and record before a request may be signed.
+/// What slashing protection must check and record before a request may be signed. Only
+/// blocks and attestations are slashable; none of the Gloas types is (consensus-specs
+/// `specs/gloas/`: no slashing condition covers bids, envelopes, PTC votes, preferences
+/// or request auths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlashingSubject {
     /// A block proposal at `slot`.
@@ -200,8 +232,8 @@ impl std::fmt::Display for RequestType {
 ///
 /// A `signingRoot`/`signing_root` in the body that differs from the recomputed one is a
 /// [`RequestError`]. The network's preset decides SSZ limits; its fork schedule matters
-/// only for voluntary exits (EIP-7044), bare aggregates (Electra containers) and
-/// validator registrations (genesis fork version).
+/// only for voluntary exits (EIP-7044), bare aggregates (Electra and Gloas containers),
+/// and validator registrations and builder request auths (genesis fork version).
 pub fn prepare(body: &[u8], network: &Network) -> Result<PreparedRequest, RequestError> {
     match network.preset() {
         Preset::Mainnet | Preset::Gnosis => {

@@ -70,8 +70,10 @@ struct Builtin {
 const FAR: u64 = FAR_FUTURE_EPOCH;
 
 // Values from the networks' published consensus configs (eth-clients / client repos).
-// Only DENEB's epoch (EIP-7044 exits) and ELECTRA's (bare aggregates) change signing roots;
-// the rest are kept for completeness and for `fork_at_epoch`.
+// DENEB's epoch (EIP-7044 exits) and ELECTRA's and GLOAS's (bare aggregates) change
+// signing roots; the rest are kept for completeness and for `fork_at_epoch`. Mainnet,
+// Holesky and Gnosis have no published Gloas epoch yet (FAR). A fork after Gloas (`HEZE`
+// in consensus-specs) adds one column here once it is added to `Fork`.
 const BUILTINS: [Builtin; 5] = [
     Builtin {
         name: "mainnet",
@@ -99,7 +101,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x90, 0, 0, 0x73], 132608),
             ([0x90, 0, 0, 0x74], 222464),
             ([0x90, 0, 0, 0x75], 272640),
-            ([0x90, 0, 0, 0x76], FAR),
+            // Gloas: eth-clients/sepolia metadata/config.yaml (live 2026-10-06).
+            ([0x90, 0, 0, 0x76], 353024),
         ],
         genesis_validators_root: "d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078",
     },
@@ -114,7 +117,9 @@ const BUILTINS: [Builtin; 5] = [
             ([0x50, 0, 0x09, 0x10], 0),
             ([0x60, 0, 0x09, 0x10], 2048),
             ([0x70, 0, 0x09, 0x10], 50688),
-            ([0x80, 0, 0x09, 0x10], FAR),
+            // Gloas: scheduled for 2026-12-15 (epoch 143616 = genesis 1742213400 +
+            // 143616 * 384 s); the version follows Hoodi's 0xN0000910 series.
+            ([0x80, 0, 0x09, 0x10], 143616),
         ],
         genesis_validators_root: "212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
     },
@@ -428,6 +433,32 @@ mod tests {
         assert_eq!(mainnet.fork_version(Fork::Capella), [3, 0, 0, 0]);
         assert_eq!(mainnet.slots_per_epoch(), 32);
         assert_eq!(Network::builtin("gnosis").unwrap().slots_per_epoch(), 16);
+    }
+
+    #[test]
+    fn gloas_schedules() {
+        let sepolia = Network::builtin("sepolia").unwrap();
+        assert_eq!(sepolia.fork_epoch(Fork::Gloas), 353024);
+        assert_eq!(sepolia.fork_version(Fork::Gloas), [0x90, 0, 0, 0x76]);
+        assert_eq!(sepolia.fork_at_epoch(353023), Fork::Fulu);
+        assert_eq!(sepolia.fork_at_epoch(353024), Fork::Gloas);
+        let hoodi = Network::builtin("hoodi").unwrap();
+        assert_eq!(hoodi.fork_epoch(Fork::Gloas), 143616);
+        assert_eq!(hoodi.fork_version(Fork::Gloas), [0x80, 0, 0x09, 0x10]);
+        for unscheduled in ["mainnet", "gnosis", "holesky"] {
+            let n = Network::builtin(unscheduled).unwrap();
+            assert_eq!(n.fork_epoch(Fork::Gloas), FAR_FUTURE_EPOCH, "{unscheduled}");
+        }
+        let config = "GENESIS_FORK_VERSION: 0x00000001\nFULU_FORK_VERSION: 0x06000001\n\
+                      FULU_FORK_EPOCH: 3\nGLOAS_FORK_VERSION: 0x07000001\nGLOAS_FORK_EPOCH: 5\n";
+        let n = Network::from_config_str(config, "g.yaml").unwrap();
+        assert_eq!(n.fork_epoch(Fork::Gloas), 5);
+        assert_eq!(n.fork_version(Fork::Gloas), [7, 0, 0, 1]);
+        assert_eq!(n.fork_at_epoch(4), Fork::Fulu);
+        assert_eq!(n.fork_at_epoch(5), Fork::Gloas);
+        let missing = "GENESIS_FORK_VERSION: 0x00000001\nGLOAS_FORK_EPOCH: 5\n";
+        let err = Network::from_config_str(missing, "g.yaml").unwrap_err();
+        assert!(err.to_string().contains("GLOAS_FORK_VERSION"), "{err}");
     }
 
     #[test]

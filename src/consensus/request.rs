@@ -6,6 +6,10 @@ use tree_hash::{Hash256, TreeHash};
 use super::containers::aggregate::{AggregateAndProofPayload, AttestationShapeError};
 use super::containers::block::{BeaconBlock, BodyShapeError};
 use super::containers::common::{AttestationData, BeaconBlockHeader};
+use super::containers::gloas::{
+    BuilderRequestAuth, ExecutionPayloadBid, ExecutionPayloadEnvelope, PayloadAttestationData,
+    ProposerPreferences,
+};
 use super::containers::misc::{
     DepositPayload, EpochPayload, SlotPayload, ValidatorRegistration, VoluntaryExit,
 };
@@ -68,6 +72,16 @@ pub struct BlockV2Payload<P: PresetSpec> {
     pub block_header: Option<BeaconBlockHeader>,
 }
 
+/// The `{version, data}` wrapper of the Gloas request types (remote-signing-api v1.4.0).
+/// Both halves are optional here so that a missing one gets a precise message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Versioned<T> {
+    /// The fork name: `GLOAS` or later.
+    pub version: Option<String>,
+    /// The signed object.
+    pub data: Option<T>,
+}
+
 /// The whole request body. Every payload key is optional here; the type decides which
 /// one must be present.
 #[derive(Debug, Deserialize)]
@@ -100,6 +114,18 @@ struct Body<P: PresetSpec> {
     contribution_and_proof: Option<ContributionAndProof<P>>,
     #[serde(alias = "validatorRegistration")]
     validator_registration: Option<ValidatorRegistration>,
+    #[serde(alias = "executionPayloadBid")]
+    execution_payload_bid: Option<Versioned<ExecutionPayloadBid>>,
+    #[serde(alias = "executionPayloadEnvelope")]
+    execution_payload_envelope: Option<Versioned<ExecutionPayloadEnvelope>>,
+    #[serde(alias = "payloadAttestationMessage")]
+    payload_attestation_message: Option<Versioned<PayloadAttestationData>>,
+    #[serde(alias = "payloadAttestationData")]
+    payload_attestation_data: Option<PayloadAttestationData>,
+    #[serde(alias = "proposerPreferences")]
+    proposer_preferences: Option<Versioned<ProposerPreferences>>,
+    #[serde(alias = "builderRequestAuth")]
+    builder_request_auth: Option<Versioned<BuilderRequestAuth>>,
 }
 
 impl RequestType {
@@ -127,14 +153,23 @@ impl RequestType {
             RequestType::SyncCommitteeSelectionProof => "sync_aggregator_selection_data",
             RequestType::SyncCommitteeContributionAndProof => "contribution_and_proof",
             RequestType::ValidatorRegistration => "validator_registration",
+            RequestType::ExecutionPayloadBid => "execution_payload_bid",
+            RequestType::ExecutionPayloadEnvelope => "execution_payload_envelope",
+            RequestType::PayloadAttestationMessage => "payload_attestation_message",
+            RequestType::PayloadAttestation => "payload_attestation_data",
+            RequestType::ProposerPreferences => "proposer_preferences",
+            RequestType::BuilderRequestAuth => "builder_request_auth",
         }
     }
 
-    /// Whether the domain comes from `fork_info` (all but DEPOSIT and registrations).
+    /// Whether the domain comes from `fork_info` (all but DEPOSIT, registrations and
+    /// builder request auths, whose domains use the genesis fork version).
     pub fn needs_fork_info(&self) -> bool {
         !matches!(
             self,
-            RequestType::Deposit | RequestType::ValidatorRegistration
+            RequestType::Deposit
+                | RequestType::ValidatorRegistration
+                | RequestType::BuilderRequestAuth
         )
     }
 }
@@ -167,6 +202,21 @@ impl<P: PresetSpec> Body<P> {
                 "validator_registration",
                 self.validator_registration.is_some(),
             ),
+            ("execution_payload_bid", self.execution_payload_bid.is_some()),
+            (
+                "execution_payload_envelope",
+                self.execution_payload_envelope.is_some(),
+            ),
+            (
+                "payload_attestation_message",
+                self.payload_attestation_message.is_some(),
+            ),
+            (
+                "payload_attestation_data",
+                self.payload_attestation_data.is_some(),
+            ),
+            ("proposer_preferences", self.proposer_preferences.is_some()),
+            ("builder_request_auth", self.builder_request_auth.is_some()),
         ];
         keys.into_iter()
             .filter(|(_, present)| *present)
@@ -379,7 +429,140 @@ fn compute<P: PresetSpec>(
             );
             Ok(plain(compute_signing_root(reg.tree_hash_root(), domain)))
         }
+        RequestType::ExecutionPayloadBid
+        | RequestType::ExecutionPayloadEnvelope
+        | RequestType::PayloadAttestationMessage
+        | RequestType::PayloadAttestation
+        | RequestType::ProposerPreferences
+        | RequestType::BuilderRequestAuth => compute_gloas(body, request_type, fork_info, network),
     }
+}
+
+/// The Gloas request types (none slashable). Domains and epochs follow the spec's signing
+/// functions: `get_execution_payload_bid_signature` (epoch of `bid.slot`),
+/// `get_execution_payload_envelope_signature` (epoch of the envelope's slot,
+/// `payload.slot_number`), `get_payload_attestation_message_signature` (epoch of
+/// `data.slot`), `get_signed_proposer_preferences` (epoch of `proposal_slot`) and
+/// builder-specs `verify_request_auth_signature` (genesis version, zero root).
+fn compute_gloas<P: PresetSpec>(
+    body: &Body<P>,
+    request_type: RequestType,
+    fork_info: Option<&ForkInfo>,
+    network: &Network,
+) -> Result<Computed, RequestError> {
+    let missing = || RequestError::MissingPayload {
+        request_type,
+        key: request_type.payload_key(),
+    };
+    let info = || fork_info.ok_or(RequestError::MissingForkInfo(request_type));
+    let epoch_of = |slot: Quantity| network.epoch_of_slot(slot.0);
+    let root = match request_type {
+        RequestType::ExecutionPayloadBid => {
+            let bid = gloas_data(body.execution_payload_bid.as_ref(), request_type)?;
+            signing_root(bid.root(), info()?, DOMAIN_BEACON_BUILDER, epoch_of(bid.slot))
+        }
+        RequestType::ExecutionPayloadEnvelope => {
+            let envelope = gloas_data(body.execution_payload_envelope.as_ref(), request_type)?;
+            let object_root = envelope.root().map_err(|reason| RequestError::Invalid {
+                field: "execution_payload_envelope.data",
+                reason,
+            })?;
+            let epoch = epoch_of(envelope.slot());
+            signing_root(object_root, info()?, DOMAIN_BEACON_BUILDER, epoch)
+        }
+        RequestType::PayloadAttestationMessage | RequestType::PayloadAttestation => {
+            let data = match request_type {
+                RequestType::PayloadAttestation => {
+                    body.payload_attestation_data.as_ref().ok_or_else(missing)?
+                }
+                _ => gloas_data(body.payload_attestation_message.as_ref(), request_type)?,
+            };
+            let epoch = epoch_of(data.slot);
+            signing_root(data.tree_hash_root(), info()?, DOMAIN_PTC_ATTESTER, epoch)
+        }
+        RequestType::ProposerPreferences => {
+            let prefs = gloas_data(body.proposer_preferences.as_ref(), request_type)?;
+            let epoch = epoch_of(prefs.proposal_slot);
+            signing_root(prefs.tree_hash_root(), info()?, DOMAIN_PROPOSER_PREFERENCES, epoch)
+        }
+        RequestType::BuilderRequestAuth => {
+            let auth = gloas_data(body.builder_request_auth.as_ref(), request_type)?;
+            let object_root = auth.root().map_err(|reason| RequestError::Invalid {
+                field: "builder_request_auth.data",
+                reason,
+            })?;
+            let domain = compute_domain(
+                DOMAIN_BUILDER_REQUEST_AUTH,
+                Bytes(network.genesis_fork_version()),
+                Bytes32::ZERO,
+            );
+            compute_signing_root(object_root, domain)
+        }
+        _ => return Err(missing()),
+    };
+    Ok(plain(root))
+}
+
+/// `<key>.version` and `<key>.data` of a Gloas type, for error messages.
+fn versioned_fields(request_type: RequestType) -> (&'static str, &'static str) {
+    match request_type {
+        RequestType::ExecutionPayloadBid => (
+            "execution_payload_bid.version",
+            "execution_payload_bid.data",
+        ),
+        RequestType::ExecutionPayloadEnvelope => (
+            "execution_payload_envelope.version",
+            "execution_payload_envelope.data",
+        ),
+        RequestType::PayloadAttestationMessage => (
+            "payload_attestation_message.version",
+            "payload_attestation_message.data",
+        ),
+        RequestType::ProposerPreferences => (
+            "proposer_preferences.version",
+            "proposer_preferences.data",
+        ),
+        RequestType::BuilderRequestAuth => {
+            ("builder_request_auth.version", "builder_request_auth.data")
+        }
+        _ => ("version", "data"),
+    }
+}
+
+/// The `data` of a `{version, data}` payload whose version names GLOAS or a later fork.
+fn gloas_data<T>(
+    payload: Option<&Versioned<T>>,
+    request_type: RequestType,
+) -> Result<&T, RequestError> {
+    let payload = payload.ok_or(RequestError::MissingPayload {
+        request_type,
+        key: request_type.payload_key(),
+    })?;
+    let (version_field, data_field) = versioned_fields(request_type);
+    let version = payload
+        .version
+        .as_deref()
+        .ok_or_else(|| RequestError::Invalid {
+            field: version_field,
+            reason: format!("missing; {request_type} needs {{version: \"GLOAS\", data}}"),
+        })?;
+    let fork = Fork::from_version_name(version).ok_or_else(|| RequestError::UnknownVersion {
+        field: version_field,
+        value: version.to_string(),
+    })?;
+    if fork < Fork::Gloas {
+        return Err(RequestError::Invalid {
+            field: version_field,
+            reason: format!(
+                "{request_type} exists from GLOAS on; {} has no such object",
+                fork.name()
+            ),
+        });
+    }
+    payload.data.as_ref().ok_or_else(|| RequestError::Invalid {
+        field: data_field,
+        reason: format!("missing; {request_type} needs {{version, data}}"),
+    })
 }
 
 fn signing_root(
@@ -486,7 +669,7 @@ fn aggregate_root<P: PresetSpec>(
                     field: "aggregate_and_proof.version",
                     value: version.clone(),
                 })?;
-            let root = data.root::<P>(fork >= Fork::Electra).map_err(|e| {
+            let root = data.root::<P>(fork).map_err(|e| {
                 attestation_shape_error("aggregate_and_proof.data.aggregate", e, fork.name())
             })?;
             Ok((root, data.aggregate.data.slot))
@@ -514,7 +697,7 @@ fn aggregate_root<P: PresetSpec>(
                 slot.0,
                 network.name()
             );
-            let aggregate_root = aggregate.root::<P>(fork >= Fork::Electra).map_err(|e| {
+            let aggregate_root = aggregate.root::<P>(fork).map_err(|e| {
                 attestation_shape_error("aggregate_and_proof.aggregate", e, &context)
             })?;
             let root = super::wire::container_root(&[

@@ -423,3 +423,274 @@ fn full_blocks_must_match_their_fork() {
             .signing_root
     );
 }
+
+// ---- Gloas --------------------------------------------------------------------------
+
+/// A minimal-preset network with FULU at epoch 3 and GLOAS at epoch 5.
+fn gloas_network() -> Network {
+    let config = "PRESET_BASE: minimal\nGENESIS_FORK_VERSION: 0x00000001\n\
+                  ELECTRA_FORK_VERSION: 0x05000001\nELECTRA_FORK_EPOCH: 2\n\
+                  FULU_FORK_VERSION: 0x06000001\nFULU_FORK_EPOCH: 3\n\
+                  GLOAS_FORK_VERSION: 0x07000001\nGLOAS_FORK_EPOCH: 5\n";
+    Network::from_config_str(config, "gloas-test").unwrap()
+}
+
+fn run_on(body: &Value, network: &Network) -> Result<PreparedRequest, RequestError> {
+    prepare(&serde_json::to_vec(body).unwrap(), network)
+}
+
+fn gloas_info() -> Value {
+    fork_info("0x06000001", "0x07000001", 5)
+}
+
+fn hex_of(byte: &str, n: usize) -> String {
+    format!("0x{}", byte.repeat(n))
+}
+
+/// One valid body per Gloas type (the second value is its payload key).
+fn gloas_bodies() -> Vec<(RequestType, Value)> {
+    let ptc = json!({"beacon_block_root": hex_of("11", 32), "slot": "41",
+                     "payload_present": true, "blob_data_available": false});
+    let bid = json!({"parent_block_hash": hex_of("01", 32), "parent_block_root": hex_of("02", 32),
+        "block_hash": hex_of("03", 32), "prev_randao": hex_of("04", 32),
+        "fee_recipient": hex_of("05", 20), "gas_limit": "60000000", "builder_index": "7",
+        "slot": "41", "value": "1000", "execution_payment": "0",
+        "blob_kzg_commitments": [hex_of("06", 48)], "execution_requests_root": hex_of("07", 32)});
+    let envelope = json!({
+        "payload": {"parent_hash": hex_of("01", 32), "fee_recipient": hex_of("02", 20),
+            "state_root": hex_of("03", 32), "receipts_root": hex_of("04", 32),
+            "logs_bloom": hex_of("05", 256), "prev_randao": hex_of("06", 32),
+            "block_number": "9", "gas_limit": "60000000", "gas_used": "21000",
+            "timestamp": "1700000000", "extra_data": "0x6b6579", "base_fee_per_gas": "7",
+            "block_hash": hex_of("07", 32), "transactions": ["0x02f8", "0x"],
+            "withdrawals": [{"index": "1", "validator_index": "2", "address": hex_of("08", 20), "amount": "3"}],
+            "blob_gas_used": "0", "excess_blob_gas": "0", "block_access_list": "0xc0",
+            "slot_number": "41"},
+        "execution_requests": {"deposits": [], "withdrawals": [], "consolidations": [],
+            "builder_deposits": [], "builder_exits": []},
+        "builder_index": "18446744073709551615", "beacon_block_root": hex_of("09", 32),
+        "parent_beacon_block_root": hex_of("0a", 32)});
+    let prefs = json!({"dependent_root": hex_of("0b", 32), "proposal_slot": "48",
+        "validator_index": "12", "fee_recipient": hex_of("0c", 20), "target_gas_limit": "60000000"});
+    let auth = json!({"data": "0x68747470733a2f2f6275696c646572", "slot": "41"});
+    let versioned = |key: &str, data: &Value| json!({key: {"version": "GLOAS", "data": data}});
+    let mut out = Vec::new();
+    for (t, key, data) in [
+        (RequestType::ExecutionPayloadBid, "execution_payload_bid", &bid),
+        (RequestType::ExecutionPayloadEnvelope, "execution_payload_envelope", &envelope),
+        (RequestType::PayloadAttestationMessage, "payload_attestation_message", &ptc),
+        (RequestType::ProposerPreferences, "proposer_preferences", &prefs),
+        (RequestType::BuilderRequestAuth, "builder_request_auth", &auth),
+    ] {
+        let mut body = versioned(key, data);
+        body["type"] = json!(t.as_str());
+        if t != RequestType::BuilderRequestAuth {
+            body["fork_info"] = gloas_info();
+        }
+        out.push((t, body));
+    }
+    out.push((
+        RequestType::PayloadAttestation,
+        json!({"type": "PAYLOAD_ATTESTATION", "fork_info": gloas_info(), "payload_attestation_data": ptc}),
+    ));
+    out
+}
+
+#[test]
+fn gloas_types_are_signed_and_never_slashable() {
+    let net = gloas_network();
+    for (t, body) in gloas_bodies() {
+        let prepared = run_on(&body, &net).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert_eq!(prepared.request_type, t);
+        assert_eq!(prepared.slashing, None, "{t} must not be slashable");
+        assert_eq!(prepared.genesis_validators_root.is_some(), t.needs_fork_info(), "{t}");
+    }
+}
+
+#[test]
+fn both_payload_attestation_shapes_have_one_root() {
+    let net = gloas_network();
+    let bodies = gloas_bodies();
+    let root = |t: RequestType| {
+        let body = &bodies.iter().find(|(x, _)| *x == t).unwrap().1;
+        run_on(body, &net).unwrap().signing_root
+    };
+    assert_eq!(
+        root(RequestType::PayloadAttestationMessage),
+        root(RequestType::PayloadAttestation)
+    );
+}
+
+#[test]
+fn builder_request_auth_ignores_fork_info_and_uses_the_genesis_version() {
+    let net = gloas_network();
+    let (_, body) = gloas_bodies().remove(4);
+    let plain = run_on(&body, &net).unwrap().signing_root;
+    let mut with_info = body.clone();
+    with_info["fork_info"] = fork_info("0x01020304", "0x05060708", 0);
+    assert_eq!(run_on(&with_info, &net).unwrap().signing_root, plain);
+    // Another genesis version (mainnet's), another domain.
+    let mainnet = Network::builtin("mainnet").unwrap();
+    assert_ne!(run_on(&body, &mainnet).unwrap().signing_root, plain);
+    let mut empty = body.clone();
+    empty["builder_request_auth"]["data"]["data"] = json!("0x");
+    let err = run_on(&empty, &net).unwrap_err();
+    assert!(err.to_string().contains("builder_request_auth.data"), "{err}");
+}
+
+#[test]
+fn gloas_bad_input_is_refused_with_the_field_named() {
+    let net = gloas_network();
+    for (t, body) in gloas_bodies() {
+        let key = t.payload_key();
+        let versioned = t != RequestType::PayloadAttestation;
+        let message = |b: &Value| match run_on(b, &net) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{t}: accepted {b}"),
+        };
+        if versioned {
+            let mut wrong = body.clone();
+            wrong[key]["version"] = json!("FULU");
+            let m = message(&wrong);
+            assert!(m.contains("version") && m.contains("GLOAS"), "{t}: {m}");
+            wrong[key]["version"] = json!("NOPE");
+            assert!(message(&wrong).contains("unknown fork version"), "{t}");
+            let mut no_version = body.clone();
+            no_version[key].as_object_mut().unwrap().remove("version");
+            assert!(message(&no_version).contains(".version"), "{t}");
+            let mut no_data = body.clone();
+            no_data[key].as_object_mut().unwrap().remove("data");
+            assert!(message(&no_data).contains(".data: missing"), "{t}");
+            // A bare object where {version, data} is expected.
+            let mut bare = body.clone();
+            bare[key] = body[key]["data"].clone();
+            assert!(run_on(&bare, &net).is_err(), "{t}: bare object accepted");
+        }
+        let mut missing = body.clone();
+        missing.as_object_mut().unwrap().remove(key);
+        assert!(
+            matches!(run_on(&missing, &net), Err(RequestError::MissingPayload { .. })),
+            "{t}"
+        );
+        // Wrong JSON types: a number for the whole payload, an object for a string field.
+        let mut wrong_type = body.clone();
+        wrong_type[key] = json!(5);
+        assert!(message(&wrong_type).contains(key), "{t}");
+        let m = message(&wrong_type_data(&body, key, versioned));
+        assert!(m.contains(key), "{t}: {m}");
+        // A signingRoot that differs.
+        let mut bad_root = body.clone();
+        bad_root["signingRoot"] = json!(hex_of("ab", 32));
+        assert!(
+            matches!(run_on(&bad_root, &net), Err(RequestError::SigningRootMismatch { .. })),
+            "{t}"
+        );
+        if t.needs_fork_info() {
+            let mut no_info = body.clone();
+            no_info.as_object_mut().unwrap().remove("fork_info");
+            assert_eq!(run_on(&no_info, &net).unwrap_err(), RequestError::MissingForkInfo(t));
+        }
+    }
+}
+
+/// `body` with the first string field of its object replaced by an object.
+fn wrong_type_data(body: &Value, key: &str, versioned: bool) -> Value {
+    let mut out = body.clone();
+    let object = if versioned {
+        &mut out[key]["data"]
+    } else {
+        &mut out[key]
+    };
+    let data = object.as_object_mut().unwrap();
+    let field = data
+        .iter()
+        .find(|(_, v)| v.is_string())
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    data.insert(field, json!({"x": 1}));
+    out
+}
+
+#[test]
+fn payload_attestation_data_needs_json_booleans() {
+    let net = gloas_network();
+    let (_, mut body) = gloas_bodies().remove(2);
+    body["payload_attestation_message"]["data"]["payload_present"] = json!("true");
+    let err = run_on(&body, &net).unwrap_err().to_string();
+    assert!(err.contains("payload_attestation_message.data.payload_present"), "{err}");
+}
+
+#[test]
+fn envelope_epoch_comes_from_the_payload_slot() {
+    let net = gloas_network();
+    let (_, body) = gloas_bodies().remove(1);
+    let at = |slot: &str| {
+        let mut b = body.clone();
+        b["execution_payload_envelope"]["data"]["payload"]["slot_number"] = json!(slot);
+        b["fork_info"] = fork_info("0x06000001", "0x07000001", 5);
+        run_on(&b, &net).unwrap().signing_root
+    };
+    let mut over_long = body.clone();
+    over_long["execution_payload_envelope"]["data"]["payload"]["extra_data"] = json!(hex_of("01", 33));
+    let err = run_on(&over_long, &net).unwrap_err().to_string();
+    assert!(err.contains("extra_data"), "{err}");
+    // Slot 39 is epoch 4 (< fork epoch 5: previous version), slot 40 epoch 5.
+    assert_ne!(at("39"), at("40"));
+}
+
+fn gloas_aggregate(slot: u64, v2_version: Option<&str>) -> Value {
+    let mut body = aggregate_body(slot, Some("0x01"));
+    body["fork_info"] = gloas_info();
+    body["aggregate_and_proof"]["aggregate"]["data"]["index"] = json!("1");
+    if let Some(version) = v2_version {
+        let data = body["aggregate_and_proof"].clone();
+        body["type"] = json!("AGGREGATE_AND_PROOF_V2");
+        body["aggregate_and_proof"] = json!({"version": version, "data": data});
+    }
+    body
+}
+
+#[test]
+fn gloas_aggregates_hash_as_progressive_containers() {
+    let net = gloas_network();
+    let root = |b: Value| run_on(&b, &net).unwrap().signing_root;
+    // Same JSON, same fork_info: only the SSZ type differs.
+    let gloas = root(gloas_aggregate(40, Some("GLOAS")));
+    let electra = root(gloas_aggregate(40, Some("ELECTRA")));
+    let fulu = root(gloas_aggregate(40, Some("FULU")));
+    assert_ne!(gloas, electra);
+    assert_eq!(electra, fulu);
+    // A bare aggregate takes the container from the network's schedule.
+    assert_eq!(root(gloas_aggregate(40, None)), gloas);
+    let last_fulu = root(gloas_aggregate(39, None));
+    assert_eq!(last_fulu, root(gloas_aggregate(39, Some("FULU"))));
+    assert_ne!(last_fulu, root(gloas_aggregate(39, Some("GLOAS"))));
+    // committee_bits stays required, and the aggregation bits need their delimiter.
+    let mut missing = gloas_aggregate(40, None);
+    missing["aggregate_and_proof"]["aggregate"]
+        .as_object_mut()
+        .unwrap()
+        .remove("committee_bits");
+    assert!(run_on(&missing, &net).is_err());
+    let mut no_delimiter = gloas_aggregate(40, None);
+    no_delimiter["aggregate_and_proof"]["aggregate"]["aggregation_bits"] = json!("0x0b00");
+    let err = run_on(&no_delimiter, &net).unwrap_err().to_string();
+    assert!(err.contains("aggregation_bits"), "{err}");
+}
+
+#[test]
+fn attestation_index_is_not_refused_at_gloas() {
+    let net = gloas_network();
+    for index in ["0", "1"] {
+        let mut body = attestation_body();
+        body["fork_info"] = gloas_info();
+        body["attestation"]["slot"] = json!("40");
+        body["attestation"]["index"] = json!(index);
+        body["attestation"]["target"]["epoch"] = json!("5");
+        let prepared = run_on(&body, &net).unwrap();
+        assert!(matches!(
+            prepared.slashing,
+            Some(SlashingSubject::Attestation { target_epoch: 5, .. })
+        ));
+    }
+}

@@ -182,6 +182,71 @@ impl<'de> Deserialize<'de> for HexBytes {
     }
 }
 
+/// A `uint256` sent as a decimal string (beacon-API `base_fee_per_gas`), kept as its 32
+/// little-endian SSZ bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Uint256(pub [u8; 32]);
+
+/// Parses an unsigned decimal integer below 2^256 into little-endian bytes.
+pub fn parse_decimal_u256(s: &str) -> Result<[u8; 32], String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("expected an unsigned decimal integer, got {s:?}"));
+    }
+    let mut value = [0u8; 32];
+    for digit in s.bytes().map(|b| u32::from(b - b'0')) {
+        // value = value * 10 + digit, byte by byte with carry.
+        let mut carry = digit;
+        for byte in value.iter_mut() {
+            let next = u32::from(*byte) * 10 + carry;
+            *byte = (next & 0xff) as u8;
+            carry = next >> 8;
+        }
+        if carry != 0 {
+            return Err(format!("integer {s} does not fit in uint256"));
+        }
+    }
+    Ok(value)
+}
+
+struct Uint256Visitor;
+
+impl Visitor<'_> for Uint256Visitor {
+    type Value = Uint256;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an unsigned decimal integer string (uint256)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Uint256, E> {
+        parse_decimal_u256(v).map(Uint256).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Uint256, E> {
+        let mut value = [0u8; 32];
+        value[..8].copy_from_slice(&v.to_le_bytes());
+        Ok(Uint256(value))
+    }
+}
+
+impl<'de> Deserialize<'de> for Uint256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Uint256Visitor)
+    }
+}
+
+impl Uint256 {
+    /// `hash_tree_root(uint256)`: its 32 bytes are one chunk.
+    pub fn root(&self) -> Hash256 {
+        Hash256::from(self.0)
+    }
+}
+
+/// `hash_tree_root(ByteList[limit])` of `bytes` (the caller checked the length).
+pub fn byte_list_root(bytes: &[u8], limit: usize) -> Hash256 {
+    let chunks = limit.div_ceil(tree_hash::BYTES_PER_CHUNK);
+    tree_hash::mix_in_length(&tree_hash::merkle_root(bytes, chunks), bytes.len())
+}
+
 /// The root of a container whose field roots are given in order.
 pub fn container_root(field_roots: &[Hash256]) -> Hash256 {
     let mut bytes = Vec::with_capacity(field_roots.len() * 32);
@@ -241,6 +306,29 @@ mod tests {
             err.to_string().contains("expected 0x + 64 hex digits"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn uint256_decimal() {
+        let max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+        assert_eq!(parse_decimal_u256(max).unwrap(), [0xff; 32]);
+        let mut seven_e9 = [0u8; 32];
+        seven_e9[..8].copy_from_slice(&7_000_000_000u64.to_le_bytes());
+        assert_eq!(parse_decimal_u256("7000000000").unwrap(), seven_e9);
+        let mut two_64 = [0u8; 32];
+        two_64[8] = 1;
+        assert_eq!(parse_decimal_u256("18446744073709551616").unwrap(), two_64);
+        for bad in [
+            "115792089237316195423570985008687907853269984665640564039457584007913129639936",
+            "",
+            "-1",
+            "0x10",
+            "1 ",
+        ] {
+            assert!(parse_decimal_u256(bad).is_err(), "{bad} accepted");
+        }
+        assert!(serde_json::from_str::<Uint256>("true").is_err());
+        assert_eq!(serde_json::from_str::<Uint256>("\"1\"").unwrap().0[0], 1);
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! Aggregates: one JSON shape for every fork, whose SSZ container (with Electra's
-//! `committee_bits` or without) is chosen once the fork is known.
+//! Aggregates: one JSON shape for every fork, whose SSZ container is chosen once the fork
+//! is known: phase0..deneb without `committee_bits`, Electra and Fulu with them, and from
+//! Gloas on a `ProgressiveContainer` (EIP-7495) whose `aggregation_bits` is a
+//! `ProgressiveBitList` (EIP-7916) (consensus-specs `specs/gloas/beacon-chain.md`,
+//! "Modified `Attestation`", EIP-7688): the same JSON hashes differently.
 
 use serde::Deserialize;
 use ssz_types::{BitList, BitVector};
 use tree_hash::{Hash256, TreeHash};
 
 use super::common::AttestationData;
+use crate::consensus::fork::Fork;
 use crate::consensus::preset::PresetSpec;
+use crate::consensus::progressive::{progressive_bitlist_root, progressive_container_root};
 use crate::consensus::wire::{container_root, HexBytes, Quantity, SignatureHex};
 
 /// An `Attestation` of any fork; bitfields stay raw until the fork decides their limits.
@@ -68,11 +73,49 @@ pub enum AttestationShapeError {
     UnexpectedCommitteeBits,
 }
 
+/// The three `Attestation` containers a signer meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttestationLayout {
+    /// Phase0 to Deneb: `Container(aggregation_bits, data, signature)`.
+    Phase0,
+    /// Electra and Fulu: `committee_bits` added (EIP-7549).
+    Electra,
+    /// Gloas on: `ProgressiveContainer`, progressive `aggregation_bits` (EIP-7688).
+    Gloas,
+}
+
+impl AttestationLayout {
+    /// The layout of `fork`.
+    pub fn of(fork: Fork) -> AttestationLayout {
+        if fork >= Fork::Gloas {
+            AttestationLayout::Gloas
+        } else if fork >= Fork::Electra {
+            AttestationLayout::Electra
+        } else {
+            AttestationLayout::Phase0
+        }
+    }
+}
+
 impl AnyAttestation {
     /// The attestation's root as the container of its fork.
-    pub fn root<P: PresetSpec>(&self, electra: bool) -> Result<Hash256, AttestationShapeError> {
+    pub fn root<P: PresetSpec>(&self, fork: Fork) -> Result<Hash256, AttestationShapeError> {
         let data = self.data.tree_hash_root();
         let signature = self.signature.tree_hash_root();
+        let layout = AttestationLayout::of(fork);
+        if let (AttestationLayout::Gloas, Some(committee_bits)) = (layout, &self.committee_bits) {
+            let bits = progressive_bitlist_root(&self.aggregation_bits.0).map_err(|e| {
+                AttestationShapeError::AggregationBits(format!(
+                    "not an SSZ progressive bitlist ({e})"
+                ))
+            })?;
+            let committees =
+                BitVector::<P::MaxCommitteesPerSlot>::from_ssz_bytes_checked(&committee_bits.0)?;
+            return Ok(progressive_container_root(&[
+                bits, data, signature, committees,
+            ]));
+        }
+        let electra = layout != AttestationLayout::Phase0;
         match (electra, &self.committee_bits) {
             (false, None) => {
                 let bits = bitlist::<P::MaxValidatorsPerCommittee>(&self.aggregation_bits)?;
@@ -93,10 +136,10 @@ impl AnyAttestation {
 
 impl AnyAggregateAndProof {
     /// The `AggregateAndProof` root with the attestation container of its fork.
-    pub fn root<P: PresetSpec>(&self, electra: bool) -> Result<Hash256, AttestationShapeError> {
+    pub fn root<P: PresetSpec>(&self, fork: Fork) -> Result<Hash256, AttestationShapeError> {
         Ok(container_root(&[
             self.aggregator_index.tree_hash_root(),
-            self.aggregate.root::<P>(electra)?,
+            self.aggregate.root::<P>(fork)?,
             self.selection_proof.tree_hash_root(),
         ]))
     }

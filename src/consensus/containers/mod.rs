@@ -7,5 +7,6 @@
 pub mod aggregate;
 pub mod block;
 pub mod common;
+pub mod gloas;
 pub mod misc;
 pub mod sync;
