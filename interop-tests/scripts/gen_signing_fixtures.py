@@ -409,6 +409,83 @@ class Generator:
                 body = {"type": "PAYLOAD_ATTESTATION_MESSAGE", "payload_attestation_message": {"version": "GLOAS", "data": to_json(ptc)}}
                 self.add("PAYLOAD_ATTESTATION_MESSAGE" + label, fork, spec, body, ptc, domain, info, extra)
 
+    def remote_signing_api_examples(self):
+        """The GLOAS request examples of remote-signing-api v1.4.0 (signing/paths/sign.yaml),
+        with roots from the spec. Only BLOCK_V2 (GLOAS) publishes a signingRoot there; it is
+        checked against the spec here. The examples use fork_info 0x00000001 / 0x00000001 /
+        epoch 1 and suit a network whose genesis version is 0x00000001 (this minimal one)."""
+        spec = self.specs["gloas"]
+        info = (bytes.fromhex("00000001"), bytes.fromhex("00000001"), 1)
+        gvr = bytes.fromhex("04700007fabc8282644aed6d1c7c9e21d38a03a0c4ba193f3afe428824b3a673")
+        saved_gvr, self.gvr = self.gvr, gvr
+        b32 = lambda h: spec.Root(bytes.fromhex(h))
+        r1 = "367cbd40ac7318427aadb97345a91fa2e965daf3158d7f1846f1306305f41bef"
+        r2 = "fd18cf40cc907a739be483f1ca0ee23ad65cdd3df23205eabc6d660a75d1f54e"
+        r3 = "a759d8029a69d4fdd8b3996086e9722983977e4efc1f12f4098ea3d93e868a6b"
+        r4 = "100814c335d0ced5014cfa9d2e375e6d9b4e197381f8ce8af0473200fdc917fd"
+        addr = spec.ExecutionAddress(bytes.fromhex("6fdfab408c56b6105a76eff5c0435d09fc6ed7a9"))
+        extra = {"source": "remote-signing-api v1.4.0 example"}
+
+        def dom(domain_type, slot):
+            return self.domain(spec, domain_type, spec.compute_epoch_at_slot(spec.Slot(slot)), info)
+
+        def versioned(kind, obj):
+            return {"type": kind, kind.lower(): {"version": "GLOAS", "data": to_json(obj)}}
+
+        header = spec.BeaconBlockHeader(slot=0, proposer_index=4666673844721362956,
+                                        parent_root=b32(r1), state_root=b32(r2), body_root=b32(r3))
+        body = {"type": "BLOCK_V2", "beacon_block": {"version": "GLOAS", "block_header": to_json(header)}}
+        root = spec.compute_signing_root(header, dom(spec.DOMAIN_BEACON_PROPOSER, 0))
+        assert bytes(root).hex() == "aa2e0c465c1a45d7b6637fcce4ad6ceb71fc12064b548078d619a411f0de8adc", "published root"
+        self.add("BLOCK_V2(remote-signing-api)", "gloas", spec, body, header, dom(spec.DOMAIN_BEACON_PROPOSER, 0), info, extra)
+
+        bid = spec.ExecutionPayloadBid(parent_block_hash=b32(r1), parent_block_root=b32(r2), block_hash=b32(r3),
+                                       prev_randao=b32(r4), fee_recipient=addr, gas_limit=30000000, builder_index=1,
+                                       slot=1, value=1000000000, execution_payment=0,
+                                       blob_kzg_commitments=spec.BlobKZGCommitments(data=[]),
+                                       execution_requests_root=spec.Root())
+        self.add("EXECUTION_PAYLOAD_BID(remote-signing-api)", "gloas", spec, versioned("EXECUTION_PAYLOAD_BID", bid),
+                 bid, dom(spec.DOMAIN_BEACON_BUILDER, 1), info, extra)
+
+        payload = spec.ExecutionPayload(parent_hash=b32(r1), fee_recipient=addr, state_root=b32(r2),
+                                        receipts_root=spec.Root(), logs_bloom=spec.LogsBloom(), prev_randao=b32(r4),
+                                        block_number=1, gas_limit=30000000, gas_used=0, timestamp=1,
+                                        extra_data=spec.ExtraData(data=b""), base_fee_per_gas=1, block_hash=b32(r3),
+                                        transactions=spec.Transactions(data=[]), withdrawals=spec.Withdrawals(data=[]),
+                                        blob_gas_used=0, excess_blob_gas=0,
+                                        block_access_list=spec.BlockAccessList(data=[]), slot_number=1)
+        envelope = spec.ExecutionPayloadEnvelope(
+            payload=payload, execution_requests=spec.ExecutionRequests(), builder_index=1,
+            beacon_block_root=b32("235bc3400c2839fd856a524871200bd5e362db615fc4565e1870ed9a2a936464"),
+            parent_beacon_block_root=b32(r1))
+        self.add("EXECUTION_PAYLOAD_ENVELOPE(remote-signing-api)", "gloas", spec,
+                 versioned("EXECUTION_PAYLOAD_ENVELOPE", envelope), envelope, dom(spec.DOMAIN_BEACON_BUILDER, 1), info, extra)
+
+        data = spec.PayloadAttestationData(
+            beacon_block_root=b32("cf8e0d4e9587369b2301d0790347320302cc0943d5a1884560367e8208d920f2"),
+            slot=1, payload_present=True, blob_data_available=True)
+        self.add("PAYLOAD_ATTESTATION_MESSAGE(remote-signing-api)", "gloas", spec,
+                 versioned("PAYLOAD_ATTESTATION_MESSAGE", data), data, dom(spec.DOMAIN_PTC_ATTESTER, 1), info, extra)
+
+        prefs = spec.ProposerPreferences(dependent_root=b32(r1), proposal_slot=32, validator_index=1,
+                                         fee_recipient=addr, target_gas_limit=60000000)
+        self.add("PROPOSER_PREFERENCES(remote-signing-api)", "gloas", spec, versioned("PROPOSER_PREFERENCES", prefs),
+                 prefs, dom(spec.DOMAIN_PROPOSER_PREFERENCES, 32), info, extra)
+
+        class RequestAuthData(ssz.ByteList):
+            LIMIT = 4096
+
+        class BuilderRequestAuth(ssz.Container):
+            data: RequestAuthData
+            slot: ssz.Uint64
+
+        auth = BuilderRequestAuth(data=RequestAuthData(data=bytes.fromhex("68747470733a2f2f6275696c6465722e6578616d706c652e6f7267")),
+                                  slot=ssz.Uint64(32))
+        auth_domain = spec.compute_domain(spec.DomainType(b"\x0b\x00\x00\x01"), spec.Version(self.versions["phase0"]))
+        self.add("BUILDER_REQUEST_AUTH(remote-signing-api)", "gloas", spec, versioned("BUILDER_REQUEST_AUTH", auth),
+                 auth, auth_domain, None, extra)
+        self.gvr = saved_gvr
+
     def fork_independent(self):
         spec = self.specs["bellatrix"]
         msg = self.filler.value(spec.DepositMessage)
@@ -444,6 +521,8 @@ class Generator:
             self.fork_boundary()
         if fork_independent:
             self.fork_independent()
+        if self.network == "minimal-fixtures":
+            self.remote_signing_api_examples()
         return self.fixtures
 
 

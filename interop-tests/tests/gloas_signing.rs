@@ -32,7 +32,9 @@ impl Signer {
     fn start(doc: &Value) -> Signer {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("minimal-fixtures.yaml");
-        let text = doc["networks"]["minimal-fixtures"]["config"].as_str().unwrap();
+        let text = doc["networks"]["minimal-fixtures"]["config"]
+            .as_str()
+            .unwrap();
         std::fs::write(&config, text).unwrap();
         let data = tmp.path().join("data");
         let args = [
@@ -80,8 +82,9 @@ impl Signer {
                     .map(|v| v.trim_end_matches('"').to_string())
                     .unwrap_or_default()
             };
-            *counts.entry((label("type"), label("outcome"))).or_insert(0.0) +=
-                value.trim().parse::<f64>().unwrap();
+            *counts
+                .entry((label("type"), label("outcome")))
+                .or_insert(0.0) += value.trim().parse::<f64>().unwrap();
         }
         counts
     }
@@ -126,7 +129,9 @@ fn gloas_fixtures_are_signed_to_the_spec_signatures() {
 fn gloas_aggregate_is_signed_over_the_progressive_root() {
     let doc = doc();
     let network = Network::from_config_str(
-        doc["networks"]["minimal-fixtures"]["config"].as_str().unwrap(),
+        doc["networks"]["minimal-fixtures"]["config"]
+            .as_str()
+            .unwrap(),
         "minimal-fixtures",
     )
     .unwrap();

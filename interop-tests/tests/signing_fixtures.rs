@@ -60,7 +60,7 @@ fn spec_signing_roots() {
         prepare(&serde_json::to_vec(&with_root).unwrap(), network)
             .unwrap_or_else(|e| panic!("{name} (with signingRoot): {e}"));
     }
-    assert!(fixtures.len() >= 150, "only {} fixtures", fixtures.len());
+    assert!(fixtures.len() >= 230, "only {} fixtures", fixtures.len());
 }
 
 #[test]
@@ -81,6 +81,58 @@ fn spec_fixtures_cover_every_type_fork_and_preset() {
             );
         }
     }
+}
+
+#[test]
+fn gloas_fixtures_cover_the_fork_boundary_and_every_new_type() {
+    let (fixtures, _) = fixtures();
+    let names: std::collections::HashSet<&str> = fixtures
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    // Mainnet schedules no Gloas: the mainnet-preset Gloas fixtures run on Sepolia.
+    for (preset, network) in [("mainnet", "sepolia"), ("minimal", "minimal-fixtures")] {
+        let of = |fork: &str| {
+            fixtures
+                .iter()
+                .filter(|f| f["preset"] == preset && f["network"] == network && f["fork"] == fork)
+                .collect::<Vec<_>>()
+        };
+        let gloas_types: std::collections::HashSet<&str> = of("GLOAS")
+            .iter()
+            .map(|f| f["type"].as_str().unwrap())
+            .collect();
+        for t in keyguard::consensus::RequestType::ALL {
+            let exists_at_gloas =
+                !matches!(t.as_str(), "BLOCK" | "DEPOSIT" | "VALIDATOR_REGISTRATION");
+            if exists_at_gloas {
+                assert!(gloas_types.contains(t.as_str()), "{preset}: no GLOAS {t}");
+            }
+        }
+        for (fork, boundary) in [("fulu", "last-fulu-slot"), ("gloas", "first-gloas-slot")] {
+            for t in [
+                "AGGREGATE_AND_PROOF",
+                "AGGREGATE_AND_PROOF_V2",
+                "ATTESTATION",
+                "BLOCK_V2",
+            ] {
+                let name = format!("{preset}/{fork}/{t}@{boundary}");
+                assert!(names.contains(name.as_str()), "missing {name}");
+            }
+        }
+    }
+    // remote-signing-api v1.4.0's GLOAS examples, with the spec's roots; its one published
+    // Gloas root (BLOCK_V2 (GLOAS)) is checked here too.
+    let examples: Vec<&Value> = fixtures
+        .iter()
+        .filter(|f| f["source"] == "remote-signing-api v1.4.0 example")
+        .collect();
+    assert_eq!(examples.len(), 6);
+    let block = examples.iter().find(|f| f["type"] == "BLOCK_V2").unwrap();
+    assert_eq!(
+        block["signing_root"],
+        "0xaa2e0c465c1a45d7b6637fcce4ad6ceb71fc12064b548078d619a411f0de8adc"
+    );
 }
 
 #[test]

@@ -136,16 +136,46 @@ mod tests {
     #[test]
     fn bitlists_match_the_spec_library() {
         let cases = [
-            (0, "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b"),
-            (1, "905efb51c2764c2c7a4efb0548e372569df06db82115c3b1896c186632f3fe5b"),
-            (7, "9a69c6c7ef656493ce1542e66bf4099da222663abdc991c9b0fc128fe7417ef0"),
-            (8, "8cbcee4a4ed21464e60ee6bcf3b35b89d02d2bd8049a9437b9b357ed51787cdd"),
-            (255, "c3362ae9ebd383368b0b2a19d830219a39c34a482f2975536c82e16b39128702"),
-            (256, "25f01ef233dd44d2615671507b9a90483b7823f384453d6be67e24f0f6bfb0c6"),
-            (257, "3b797742367734f4124d6277656bf7206f61bf2a1fab5fab053023adb02591db"),
-            (1280, "5b67954f2df7779b2b26b94d418bf9c1f3e6265bdfac04b73eaac7abb8703fed"),
-            (1281, "c39c1056fe04ce33083c66c7f6735b32dda129eb53e7f8a8eda013638f3fdb72"),
-            (5377, "1d87bbcb302afda9c2fd6e37923e42e8d2c1d94f05d0007d9f7aa52df5f132e4"),
+            (
+                0,
+                "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b",
+            ),
+            (
+                1,
+                "905efb51c2764c2c7a4efb0548e372569df06db82115c3b1896c186632f3fe5b",
+            ),
+            (
+                7,
+                "9a69c6c7ef656493ce1542e66bf4099da222663abdc991c9b0fc128fe7417ef0",
+            ),
+            (
+                8,
+                "8cbcee4a4ed21464e60ee6bcf3b35b89d02d2bd8049a9437b9b357ed51787cdd",
+            ),
+            (
+                255,
+                "c3362ae9ebd383368b0b2a19d830219a39c34a482f2975536c82e16b39128702",
+            ),
+            (
+                256,
+                "25f01ef233dd44d2615671507b9a90483b7823f384453d6be67e24f0f6bfb0c6",
+            ),
+            (
+                257,
+                "3b797742367734f4124d6277656bf7206f61bf2a1fab5fab053023adb02591db",
+            ),
+            (
+                1280,
+                "5b67954f2df7779b2b26b94d418bf9c1f3e6265bdfac04b73eaac7abb8703fed",
+            ),
+            (
+                1281,
+                "c39c1056fe04ce33083c66c7f6735b32dda129eb53e7f8a8eda013638f3fdb72",
+            ),
+            (
+                5377,
+                "1d87bbcb302afda9c2fd6e37923e42e8d2c1d94f05d0007d9f7aa52df5f132e4",
+            ),
         ];
         for (n, expected) in cases {
             let root = progressive_bitlist_root(&pattern_bitlist(n)).unwrap();
@@ -165,13 +195,34 @@ mod tests {
     #[test]
     fn uint64_lists_match_the_spec_library() {
         let cases = [
-            (0, "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b"),
-            (1, "905efb51c2764c2c7a4efb0548e372569df06db82115c3b1896c186632f3fe5b"),
-            (4, "9ccae24728404b6b958fc580660e9c8dd0f8ed5ca0c9676433e03e544897dc13"),
-            (5, "ee310cc3d732f05465f673ed272e52f77dfdd0f81c3fd3695b1d4b31d6b2cb00"),
-            (21, "520ecfbb8c5c965025c30e5889c66a5854f2c4c908ff38042b8a87c7b04eebb0"),
-            (22, "98b905d92ed132c60cf62b9a6bfbbdd0f5cdaa54a3d1ee013e1e279e57c9be4f"),
-            (100, "abec3c0c25138e18227a6eac57c15a4b87b15eaa92b0012a4a672fffad300c4f"),
+            (
+                0,
+                "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b",
+            ),
+            (
+                1,
+                "905efb51c2764c2c7a4efb0548e372569df06db82115c3b1896c186632f3fe5b",
+            ),
+            (
+                4,
+                "9ccae24728404b6b958fc580660e9c8dd0f8ed5ca0c9676433e03e544897dc13",
+            ),
+            (
+                5,
+                "ee310cc3d732f05465f673ed272e52f77dfdd0f81c3fd3695b1d4b31d6b2cb00",
+            ),
+            (
+                21,
+                "520ecfbb8c5c965025c30e5889c66a5854f2c4c908ff38042b8a87c7b04eebb0",
+            ),
+            (
+                22,
+                "98b905d92ed132c60cf62b9a6bfbbdd0f5cdaa54a3d1ee013e1e279e57c9be4f",
+            ),
+            (
+                100,
+                "abec3c0c25138e18227a6eac57c15a4b87b15eaa92b0012a4a672fffad300c4f",
+            ),
         ];
         for (n, expected) in cases {
             let packed: Vec<u8> = (0..n as u64)

@@ -202,7 +202,10 @@ impl<P: PresetSpec> Body<P> {
                 "validator_registration",
                 self.validator_registration.is_some(),
             ),
-            ("execution_payload_bid", self.execution_payload_bid.is_some()),
+            (
+                "execution_payload_bid",
+                self.execution_payload_bid.is_some(),
+            ),
             (
                 "execution_payload_envelope",
                 self.execution_payload_envelope.is_some(),
@@ -459,7 +462,12 @@ fn compute_gloas<P: PresetSpec>(
     let root = match request_type {
         RequestType::ExecutionPayloadBid => {
             let bid = gloas_data(body.execution_payload_bid.as_ref(), request_type)?;
-            signing_root(bid.root(), info()?, DOMAIN_BEACON_BUILDER, epoch_of(bid.slot))
+            signing_root(
+                bid.root(),
+                info()?,
+                DOMAIN_BEACON_BUILDER,
+                epoch_of(bid.slot),
+            )
         }
         RequestType::ExecutionPayloadEnvelope => {
             let envelope = gloas_data(body.execution_payload_envelope.as_ref(), request_type)?;
@@ -483,7 +491,12 @@ fn compute_gloas<P: PresetSpec>(
         RequestType::ProposerPreferences => {
             let prefs = gloas_data(body.proposer_preferences.as_ref(), request_type)?;
             let epoch = epoch_of(prefs.proposal_slot);
-            signing_root(prefs.tree_hash_root(), info()?, DOMAIN_PROPOSER_PREFERENCES, epoch)
+            signing_root(
+                prefs.tree_hash_root(),
+                info()?,
+                DOMAIN_PROPOSER_PREFERENCES,
+                epoch,
+            )
         }
         RequestType::BuilderRequestAuth => {
             let auth = gloas_data(body.builder_request_auth.as_ref(), request_type)?;
@@ -518,10 +531,9 @@ fn versioned_fields(request_type: RequestType) -> (&'static str, &'static str) {
             "payload_attestation_message.version",
             "payload_attestation_message.data",
         ),
-        RequestType::ProposerPreferences => (
-            "proposer_preferences.version",
-            "proposer_preferences.data",
-        ),
+        RequestType::ProposerPreferences => {
+            ("proposer_preferences.version", "proposer_preferences.data")
+        }
         RequestType::BuilderRequestAuth => {
             ("builder_request_auth.version", "builder_request_auth.data")
         }

@@ -476,11 +476,31 @@ fn gloas_bodies() -> Vec<(RequestType, Value)> {
     let versioned = |key: &str, data: &Value| json!({key: {"version": "GLOAS", "data": data}});
     let mut out = Vec::new();
     for (t, key, data) in [
-        (RequestType::ExecutionPayloadBid, "execution_payload_bid", &bid),
-        (RequestType::ExecutionPayloadEnvelope, "execution_payload_envelope", &envelope),
-        (RequestType::PayloadAttestationMessage, "payload_attestation_message", &ptc),
-        (RequestType::ProposerPreferences, "proposer_preferences", &prefs),
-        (RequestType::BuilderRequestAuth, "builder_request_auth", &auth),
+        (
+            RequestType::ExecutionPayloadBid,
+            "execution_payload_bid",
+            &bid,
+        ),
+        (
+            RequestType::ExecutionPayloadEnvelope,
+            "execution_payload_envelope",
+            &envelope,
+        ),
+        (
+            RequestType::PayloadAttestationMessage,
+            "payload_attestation_message",
+            &ptc,
+        ),
+        (
+            RequestType::ProposerPreferences,
+            "proposer_preferences",
+            &prefs,
+        ),
+        (
+            RequestType::BuilderRequestAuth,
+            "builder_request_auth",
+            &auth,
+        ),
     ] {
         let mut body = versioned(key, data);
         body["type"] = json!(t.as_str());
@@ -503,7 +523,11 @@ fn gloas_types_are_signed_and_never_slashable() {
         let prepared = run_on(&body, &net).unwrap_or_else(|e| panic!("{t}: {e}"));
         assert_eq!(prepared.request_type, t);
         assert_eq!(prepared.slashing, None, "{t} must not be slashable");
-        assert_eq!(prepared.genesis_validators_root.is_some(), t.needs_fork_info(), "{t}");
+        assert_eq!(
+            prepared.genesis_validators_root.is_some(),
+            t.needs_fork_info(),
+            "{t}"
+        );
     }
 }
 
@@ -535,7 +559,10 @@ fn builder_request_auth_ignores_fork_info_and_uses_the_genesis_version() {
     let mut empty = body.clone();
     empty["builder_request_auth"]["data"]["data"] = json!("0x");
     let err = run_on(&empty, &net).unwrap_err();
-    assert!(err.to_string().contains("builder_request_auth.data"), "{err}");
+    assert!(
+        err.to_string().contains("builder_request_auth.data"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -569,7 +596,10 @@ fn gloas_bad_input_is_refused_with_the_field_named() {
         let mut missing = body.clone();
         missing.as_object_mut().unwrap().remove(key);
         assert!(
-            matches!(run_on(&missing, &net), Err(RequestError::MissingPayload { .. })),
+            matches!(
+                run_on(&missing, &net),
+                Err(RequestError::MissingPayload { .. })
+            ),
             "{t}"
         );
         // Wrong JSON types: a number for the whole payload, an object for a string field.
@@ -582,13 +612,19 @@ fn gloas_bad_input_is_refused_with_the_field_named() {
         let mut bad_root = body.clone();
         bad_root["signingRoot"] = json!(hex_of("ab", 32));
         assert!(
-            matches!(run_on(&bad_root, &net), Err(RequestError::SigningRootMismatch { .. })),
+            matches!(
+                run_on(&bad_root, &net),
+                Err(RequestError::SigningRootMismatch { .. })
+            ),
             "{t}"
         );
         if t.needs_fork_info() {
             let mut no_info = body.clone();
             no_info.as_object_mut().unwrap().remove("fork_info");
-            assert_eq!(run_on(&no_info, &net).unwrap_err(), RequestError::MissingForkInfo(t));
+            assert_eq!(
+                run_on(&no_info, &net).unwrap_err(),
+                RequestError::MissingForkInfo(t)
+            );
         }
     }
 }
@@ -617,7 +653,10 @@ fn payload_attestation_data_needs_json_booleans() {
     let (_, mut body) = gloas_bodies().remove(2);
     body["payload_attestation_message"]["data"]["payload_present"] = json!("true");
     let err = run_on(&body, &net).unwrap_err().to_string();
-    assert!(err.contains("payload_attestation_message.data.payload_present"), "{err}");
+    assert!(
+        err.contains("payload_attestation_message.data.payload_present"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -631,7 +670,8 @@ fn envelope_epoch_comes_from_the_payload_slot() {
         run_on(&b, &net).unwrap().signing_root
     };
     let mut over_long = body.clone();
-    over_long["execution_payload_envelope"]["data"]["payload"]["extra_data"] = json!(hex_of("01", 33));
+    over_long["execution_payload_envelope"]["data"]["payload"]["extra_data"] =
+        json!(hex_of("01", 33));
     let err = run_on(&over_long, &net).unwrap_err().to_string();
     assert!(err.contains("extra_data"), "{err}");
     // Slot 39 is epoch 4 (< fork epoch 5: previous version), slot 40 epoch 5.
@@ -690,7 +730,10 @@ fn attestation_index_is_not_refused_at_gloas() {
         let prepared = run_on(&body, &net).unwrap();
         assert!(matches!(
             prepared.slashing,
-            Some(SlashingSubject::Attestation { target_epoch: 5, .. })
+            Some(SlashingSubject::Attestation {
+                target_epoch: 5,
+                ..
+            })
         ));
     }
 }

@@ -351,8 +351,11 @@ impl ExecutionPayload {
                 "payload.extra_data: {extra} bytes; at most {MAX_EXTRA_DATA_BYTES}"
             ));
         }
-        let transactions: Vec<Hash256> =
-            self.transactions.iter().map(progressive_bytes_root).collect();
+        let transactions: Vec<Hash256> = self
+            .transactions
+            .iter()
+            .map(progressive_bytes_root)
+            .collect();
         Ok(progressive_container_root(&[
             self.parent_hash.tree_hash_root(),
             self.fee_recipient.tree_hash_root(),
