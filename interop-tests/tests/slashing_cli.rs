@@ -181,3 +181,41 @@ fn second_signer_on_the_same_database_refuses_to_start() {
         .to_string();
     assert!(err.contains("in use by another process"), "{err}");
 }
+
+/// `slashing prune` counts `--keep-epochs` in the configured network's epochs: on the
+/// minimal preset (8 slots) 5 epochs keep slots 60..=100; on mainnet (32 slots) they keep
+/// every slot from 0.
+#[test]
+fn prune_uses_the_slots_per_epoch_of_the_configured_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("blocks.json");
+    let root = requests::root(0xaa);
+    let blocks: Vec<String> = [0, 50, 100]
+        .iter()
+        .map(|slot| format!(r#"{{"slot":"{slot}","signing_root":"{root}"}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"metadata":{{"interchange_format_version":"5","genesis_validators_root":"{gvr}"}},
+        "data":[{{"pubkey":"{PK0}","signed_blocks":[{blocks}],"signed_attestations":[]}}]}}"#,
+        gvr = requests::TEST_GVR,
+        blocks = blocks.join(",")
+    );
+    std::fs::write(&file, json).unwrap();
+    for (network, deleted) in [
+        (&["--network", "config/networks/devnet-minimal.yaml"][..], 2),
+        (&[][..], 0),
+    ] {
+        let data = tmp.path().join(format!("data-{deleted}"));
+        let out = slashing(&data, &["import", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        let mut args = vec!["prune", "--keep-epochs", "5"];
+        args.extend_from_slice(network);
+        let out = slashing(&data, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout.contains(&format!("pruned {deleted} block and 0 attestation records")),
+            "{network:?}: {stdout}"
+        );
+    }
+}
