@@ -3,6 +3,14 @@
 //! Every block and attestation is checked against the slashing-protection database and
 //! recorded durably before it is signed. See `README.md` for how to run it.
 
+// Every public item says what it is for.
+#![warn(missing_docs)]
+// Outside tests a failure is a typed error, never a panic: no unwrap, expect or panic!.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod access;
 pub mod api;
 pub mod audit;

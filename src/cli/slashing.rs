@@ -200,20 +200,12 @@ mod tests {
 
     /// One validator with blocks at slots 0, 50 and 100 (and no attestations).
     fn db_with_blocks(dir: &std::path::Path) -> SlashingDb {
-        let root = format!("0x{}", "aa".repeat(32));
-        let json = format!(
-            r#"{{"metadata":{{"interchange_format_version":"5","genesis_validators_root":"0x{gvr}"}},
-            "data":[{{"pubkey":"0x{pk}","signed_blocks":[
-              {{"slot":"0","signing_root":"{root}"}},
-              {{"slot":"50","signing_root":"{root}"}},
-              {{"slot":"100","signing_root":"{root}"}}],
-            "signed_attestations":[]}}]}}"#,
-            gvr = "11".repeat(32),
-            // Interop key 0: a valid BLS12-381 public key.
-            pk = "a99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f649f7b53359fe8b94a38e44c",
-        );
         let db = SlashingDb::open(&dir.join("db.sqlite"), Default::default()).unwrap();
-        db.import_interchange(json.as_bytes()).unwrap();
+        for slot in [0, 50, 100] {
+            let root = [slot as u8 + 1; 32];
+            db.check_and_record_block_blocking([0x11; 32], [0xa9; 48], slot, root)
+                .unwrap();
+        }
         db
     }
 
