@@ -3,19 +3,28 @@
 //! Every block and attestation is checked against the slashing-protection database and
 //! recorded durably before it is signed. See `README.md` for how to run it.
 
+// Every public item says what it is for.
+#![warn(missing_docs)]
+// Outside tests a failure is a typed error, never a panic: no unwrap, expect or panic!.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod access;
 pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod consensus;
+pub mod durable;
 pub mod hsm;
+pub mod identity;
 pub mod keymanager;
 pub mod keys;
-pub mod keys_cli;
 pub mod metrics;
 pub mod process;
 pub mod server;
 pub mod signing;
-pub mod slashing_cli;
+pub mod startup;
 pub mod tls;

@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::hsm::HsmSession;
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
 use crate::signing::SigningPool;
 use crate::tls::listener::{PeerInfo, TlsListener, TlsMetrics};
@@ -48,12 +47,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "keyguard run",
         Some(metrics.registry()),
     )?);
-    let (mut jobs, hsm) = key_jobs(&config)?;
-    let km = crate::keymanager::startup(&config, hsm, &metrics)?;
-    jobs.extend(km.jobs);
-    let hsm = km.hsm;
+    let km_config = &config.keymanager;
+    if km_config.enabled && km_config.max_body_bytes < 1024 {
+        anyhow::bail!("keymanager.max_body_bytes must be at least 1024 bytes");
+    }
+    let inventory = crate::startup::key_inventory(&config, km_config.enabled)?;
+    let keymanager = match inventory.store.filter(|_| km_config.enabled) {
+        Some(store) => Some(Arc::new(crate::keymanager::start(
+            km_config,
+            &config.data_dir,
+            store,
+            inventory.stored_keys,
+            &metrics,
+        )?)),
+        None => None,
+    };
+    let hsm = inventory.hsm;
     spawn_key_loading(
-        jobs,
+        inventory.jobs,
         Arc::clone(&keys),
         Arc::clone(&key_progress),
         Arc::clone(&audit),
@@ -70,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hsm,
         access,
         audit: Arc::clone(&audit),
-        keymanager: km.keymanager,
+        keymanager,
     });
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;
@@ -88,7 +99,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// The rustls configuration and TLS metrics, when `[tls]` gives a server identity.
 fn tls_setup(
     config: &Config,
-    known_clients: &[crate::tls::known_clients::KnownClient],
+    known_clients: &[crate::identity::known_clients::KnownClient],
     metrics: &crate::metrics::Metrics,
 ) -> anyhow::Result<Option<(Arc<rustls::ServerConfig>, TlsMetrics)>> {
     if !config.tls.enabled() {
@@ -179,33 +190,6 @@ fn open_slashing_db(
         .with_context(|| format!("cannot open slashing database {}", path.display()))?;
     tracing::info!(database = %path.display(), "slashing protection enabled");
     Ok(Some(db))
-}
-
-/// Every key-loading job of every configured source, and the HSM session when sealed keys
-/// are configured (kept open for the life of the process). A source that cannot be read
-/// at all, or an HSM that cannot be opened, is a start-up error; a key that fails is
-/// counted and reported by `/healthcheck`.
-pub fn key_jobs(config: &Config) -> anyhow::Result<(Vec<LoadJob>, Option<Arc<HsmSession>>)> {
-    let k = &config.keys;
-    let sources = keys::KeySourcesConfig {
-        keystores: k.keystores.clone(),
-        passwords: k.passwords.clone(),
-        key_definitions: k.key_definitions.clone(),
-        interop_keys: k.interop_keys,
-    };
-    let mut jobs = keys::load_jobs(&sources).context("cannot read the configured key sources")?;
-    let Some(sealed_dir) = &k.sealed else {
-        return Ok((jobs, None));
-    };
-    let hsm_config = config.require_hsm()?;
-    let hsm = Arc::new(HsmSession::open(hsm_config).context("cannot open the HSM")?);
-    hsm.require_kek()
-        .context("the HSM has no key-encryption key")?;
-    jobs.extend(
-        crate::hsm::sealed_load_jobs(Arc::clone(&hsm), sealed_dir)
-            .with_context(|| format!("cannot read sealed keys in {}", sealed_dir.display()))?,
-    );
-    Ok((jobs, Some(hsm)))
 }
 
 /// Loads keys on a background thread (in parallel across cores) while the server runs;

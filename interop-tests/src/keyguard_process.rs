@@ -96,6 +96,8 @@ impl KeyguardProcess {
     /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>` without
     /// waiting for it; `scheme` (`http` or `https`) makes [`KeyguardProcess::url`].
     pub fn spawn(args: &[&str], log_dir: &Path, scheme: &str) -> anyhow::Result<Self> {
+        // Tests talk to the process with reqwest clients: they need the crypto provider.
+        crate::install_crypto_provider();
         let port = free_port();
         let metrics_port = free_port();
         let log_path = log_dir.join(format!("keyguard-{port}.log"));

@@ -9,6 +9,18 @@ pub mod tls;
 
 use std::path::PathBuf;
 
+/// Installs rustls's `ring` provider as the process default, once. The HTTP clients of
+/// the tests (reqwest with `rustls-no-provider`) need it: keyguard links ring already, so
+/// the tests compile no second crypto library (reqwest's default, aws-lc-rs, needs cmake
+/// and builds a large C library). Every helper that builds a client calls this first.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when a provider is already installed, which is what is wanted.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The shared directory of reference material (vectors, Lodestar samples): env
 /// `KEYGUARD_SHARED_DIR`, else `<workspace root>/../shared`. `None` if it does not exist.
 pub fn shared_dir() -> Option<PathBuf> {

@@ -487,6 +487,7 @@ impl BeaconNode {
 }
 
 fn http_client() -> anyhow::Result<reqwest::blocking::Client> {
+    crate::install_crypto_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -157,6 +157,7 @@ pub fn pkcs12(identity: &CertKey, password: &str) -> Vec<u8> {
 
 /// An HTTPS client that trusts only `ca_pem`, presenting `identity` if given.
 pub fn https_client(ca_pem: &str, identity: Option<&CertKey>) -> reqwest::blocking::Client {
+    crate::install_crypto_provider();
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca pem");
     let mut builder = reqwest::blocking::Client::builder()
         .tls_certs_only([ca])

@@ -505,7 +505,7 @@ fn health_check_passes_on_a_live_token() {
 
 #[test]
 fn cli_commands_drive_the_whole_lifecycle() {
-    use keyguard::hsm::cli::{
+    use keyguard::cli::hsm::{
         run_hsm_command, run_sealed_keys_command, HsmCommand, SealedKeysCommand,
     };
     let _ = softhsm_or_skip!();

@@ -181,3 +181,39 @@ fn second_signer_on_the_same_database_refuses_to_start() {
         .to_string();
     assert!(err.contains("in use by another process"), "{err}");
 }
+
+/// `slashing prune` counts `--keep-epochs` in the configured network's epochs: with blocks
+/// signed at slots 0, 50 and 100, 5 epochs of the minimal preset (8 slots) keep slots
+/// 60..=100, while 5 mainnet epochs (32 slots) keep them all.
+#[test]
+fn prune_uses_the_slots_per_epoch_of_the_configured_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signed = tmp.path().join("signed");
+    let kg = start(&signed, tmp.path());
+    for slot in [0, 50, 100] {
+        assert_eq!(
+            sign(&kg, requests::block_header(slot, 1)),
+            200,
+            "slot {slot}"
+        );
+    }
+    drop(kg);
+    for (network, deleted) in [("config/networks/devnet-minimal.yaml", 2), ("mainnet", 0)] {
+        let data = tmp.path().join(format!("data-{deleted}"));
+        std::fs::create_dir_all(&data).unwrap();
+        for entry in std::fs::read_dir(&signed).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+        }
+        let out = slashing(
+            &data,
+            &["prune", "--keep-epochs", "5", "--network", network],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            stdout.contains(&format!("pruned {deleted} block and 0 attestation records")),
+            "{network}: {stdout}"
+        );
+    }
+}

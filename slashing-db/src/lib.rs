@@ -35,6 +35,11 @@
 //! * Blocking calls ([`SlashingDb::import_interchange`], exports, admin methods, the
 //!   `*_blocking` twins) block the calling thread: from async code use `spawn_blocking`.
 
+// Outside tests a failure is a typed error, never a panic: no unwrap, expect or panic!.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![deny(missing_docs)]
 
 mod checks;

@@ -43,6 +43,17 @@ pub enum AuditError {
         /// What is wrong with it.
         message: String,
     },
+    /// The torn last line left by a crash could not be closed.
+    #[error("cannot close the torn last line of {path}: {source}")]
+    Recover {
+        /// The log file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The audit metrics could not be registered.
+    #[error("cannot register the audit metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Where the chain continues: the next `seq` and the hash of the last complete line.

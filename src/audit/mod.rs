@@ -7,7 +7,6 @@
 //! the queue ([`AuditLog::ready`] reserves it, [`AuditLog::record_signing`] fills it), and
 //! nothing is signed while the file cannot be written. [`verify`] checks a log.
 
-pub mod cli;
 mod file;
 mod metrics;
 mod record;
@@ -19,11 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use serde::Deserialize;
 use tokio::sync::mpsc::{self, OwnedPermit, Sender};
 
-use crate::access::ClientIdentity;
+pub use crate::config::audit::{AuditConfig, OnFailure};
+
 use crate::consensus::{RequestType, SlashingSubject};
+use crate::identity::ClientIdentity;
 use crate::keys::PubkeyBytes;
 use crate::metrics::Outcome;
 
@@ -36,92 +36,6 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest `pubkey` written for a request: the path segment is whatever the client sent.
 const MAX_PUBKEY_CHARS: usize = 200;
-
-/// `[audit]`: the audit log.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Write the audit log.
-    pub enabled: bool,
-    /// The log file; default `<data_dir>/audit.jsonl`.
-    pub path: Option<PathBuf>,
-    /// What to do when the log cannot be written: refuse to sign, or continue (and count
-    /// the failure in a metric).
-    pub on_failure: OnFailure,
-    /// Most events waiting to be written.
-    pub queue_capacity: usize,
-}
-
-/// `audit.on_failure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailure {
-    /// Refuse every signing request while the audit log cannot be written (fail closed).
-    Refuse,
-    /// Keep signing; count each lost event in `keyguard_audit_failures_total`.
-    Continue,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            path: None,
-            on_failure: OnFailure::Refuse,
-            queue_capacity: 65_536,
-        }
-    }
-}
-
-impl AuditConfig {
-    /// The log file: `path`, or `<data_dir>/audit.jsonl`.
-    pub fn resolved_path(&self, data_dir: &Path) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| data_dir.join("audit.jsonl"))
-    }
-
-    /// Checks the settings without touching the disk: the queue holds at least one event,
-    /// the path is not a directory, and its directory exists or can be created (its
-    /// nearest existing ancestor is a directory).
-    pub fn validate(&self, data_dir: &Path) -> Result<(), crate::config::ConfigError> {
-        use crate::config::ConfigError;
-        if !self.enabled {
-            return Ok(());
-        }
-        if self.queue_capacity == 0 {
-            return Err(ConfigError::new(
-                "audit.queue_capacity",
-                "must be at least 1",
-            ));
-        }
-        let path = self.resolved_path(data_dir);
-        if path.is_dir() {
-            return Err(ConfigError::new(
-                "audit.path",
-                format!("{} is a directory, not a file", path.display()),
-            ));
-        }
-        let mut ancestor = path.parent();
-        while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
-            if dir.exists() {
-                if dir.is_dir() {
-                    return Ok(());
-                }
-                return Err(ConfigError::new(
-                    "audit.path",
-                    format!(
-                        "{} cannot be created: {} is not a directory",
-                        path.display(),
-                        dir.display()
-                    ),
-                ));
-            }
-            ancestor = dir.parent();
-        }
-        Ok(())
-    }
-}
 
 /// One signing decision, as the sign handler saw it.
 #[derive(Debug)]
@@ -205,8 +119,7 @@ impl AuditLog {
         data_dir: &Path,
         by: &str,
         registry: Option<&prometheus::Registry>,
-    ) -> anyhow::Result<AuditLog> {
-        use anyhow::Context;
+    ) -> Result<AuditLog, AuditError> {
         if !config.enabled {
             return Ok(Self::disabled());
         }
@@ -214,8 +127,9 @@ impl AuditLog {
         let mut file = LogFile::open(&path)?;
         let (mut head, torn) = file.read_head()?;
         if let Some(torn) = torn {
-            head = recover_torn(&mut file, head, &torn).with_context(|| {
-                format!("cannot close the torn last line of {}", path.display())
+            head = recover_torn(&mut file, head, &torn).map_err(|source| AuditError::Recover {
+                path: path.clone(),
+                source,
             })?;
             tracing::warn!(
                 path = %path.display(),
@@ -224,10 +138,7 @@ impl AuditLog {
                  log_recovered event"
             );
         }
-        let metrics = registry
-            .map(AuditMetrics::register)
-            .transpose()
-            .context("cannot register the audit metrics")?;
+        let metrics = registry.map(AuditMetrics::register).transpose()?;
         let log = Self::start(Box::new(file), head, config, path.clone(), metrics);
         log.record(Event::now("log_open", open_fields(by)));
         tracing::info!(path = %path.display(), on_failure = ?config.on_failure, "audit log enabled");
@@ -416,7 +327,7 @@ fn recover_torn(
     file: &mut LogFile,
     head: ChainHead,
     torn: &file::TornLine,
-) -> anyhow::Result<ChainHead> {
+) -> std::io::Result<ChainHead> {
     let event = Event::now(
         "log_recovered",
         Fields::Recovered(RecoveredFields {

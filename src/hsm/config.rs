@@ -1,52 +1,20 @@
-//! Configuration of the HSM backend, and where the user PIN comes from.
+//! Checks of the `[hsm]` section (defined in the `config::hsm` module) that belong to the
+//! HSM, and where the user PIN comes from.
 //!
 //! The PIN is read from a file or an environment variable only: a PIN in the config file
 //! would end up in backups and config management, one on the command line in `ps` output.
 
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
 use super::HsmError;
-
-/// The default label of the key-encryption key.
-pub const DEFAULT_KEK_LABEL: &str = "keyguard-kek";
-
-/// Where to find the PKCS#11 token and its key-encryption key.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HsmConfig {
-    /// Path of the PKCS#11 module (shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
-    pub module: PathBuf,
-    /// Label of the token. Tokens are found by label because slot ids change.
-    pub token_label: String,
-    /// File holding the user PIN (one trailing newline is ignored). Exclusive with `pin_env`.
-    pub pin_file: Option<PathBuf>,
-    /// Environment variable holding the user PIN. Exclusive with `pin_file`.
-    pub pin_env: Option<String>,
-    /// Label of the AES-256 key-encryption key inside the token.
-    #[serde(default = "default_kek_label")]
-    pub kek_label: String,
-}
-
-fn default_kek_label() -> String {
-    DEFAULT_KEK_LABEL.to_string()
-}
+use crate::config::hsm::HsmConfig;
+#[cfg(test)]
+use crate::config::hsm::DEFAULT_KEK_LABEL;
 
 impl HsmConfig {
-    /// A config with the default KEK label and no PIN source yet.
-    pub fn new(module: impl Into<PathBuf>, token_label: impl Into<String>) -> Self {
-        Self {
-            module: module.into(),
-            token_label: token_label.into(),
-            pin_file: None,
-            pin_env: None,
-            kek_label: default_kek_label(),
-        }
-    }
-
     /// Checks what can be checked without touching the token: exactly one PIN source and a
     /// non-empty token and KEK label.
     pub fn validate(&self) -> Result<(), HsmError> {

@@ -233,6 +233,19 @@ pub enum HsmError {
     Derivation(String),
 }
 
+impl From<crate::durable::DurableWriteError> for HsmError {
+    fn from(e: crate::durable::DurableWriteError) -> Self {
+        match e {
+            crate::durable::DurableWriteError::AlreadyExists(path) => {
+                HsmError::AlreadySealed { path }
+            }
+            crate::durable::DurableWriteError::Io { op, path, source } => {
+                HsmError::Io { op, path, source }
+            }
+        }
+    }
+}
+
 fn format_labels(labels: &[String]) -> String {
     if labels.is_empty() {
         "none".to_string()

@@ -14,18 +14,18 @@
 //! 4. [`HsmSession::check_alive`] from the health check.
 //!
 //! Setup and maintenance: [`init_kek`], [`seal_key`], [`generate_keys`], [`reseal_all`],
-//! [`destroy_sealed`], and the `keyguard hsm …` / `keyguard keys …` commands in [`cli`].
+//! [`destroy_sealed`]; the `keyguard hsm …` / `keyguard keys …` commands that drive them
+//! live in the `cli::hsm` module.
 
-pub mod cli;
 mod config;
 mod error;
-mod exports;
 mod kek;
 mod sealed;
 mod token;
 
-pub use config::{HsmConfig, DEFAULT_KEK_LABEL};
+pub use crate::config::hsm::{HsmConfig, DEFAULT_KEK_LABEL};
 pub use error::HsmError;
+
 pub use kek::{create_kek, destroy_kek, init_kek};
 pub use sealed::{
     destroy_sealed, generate_keys, generate_keys_with, list_sealed, read_sealed_file, reseal_all,

@@ -12,11 +12,9 @@
 //! Files are written atomically (temporary file, fsync, rename, fsync of the directory)
 //! with mode 0600.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cryptoki::error::{Error as P11Error, RvError};
@@ -27,6 +25,7 @@ use cryptoki::session::Session;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{HsmError, HsmSession};
+use crate::durable::{self, Existing};
 use crate::keys::{KeySource, LoadJob, PubkeyBytes, ValidatorKey};
 
 /// The `format` tag of version 1; also the first part of the AES-GCM AAD.
@@ -344,7 +343,7 @@ pub fn seal_key(hsm: &HsmSession, key: &ValidatorKey, out_dir: &Path) -> Result<
         &key.secret_bytes(),
         &path,
     )?;
-    write_atomic(out_dir, &path, json.as_bytes(), false)?;
+    write_atomic(&path, json.as_bytes(), false)?;
     Ok(path)
 }
 
@@ -393,71 +392,19 @@ fn seal_to_json(
     Ok(text)
 }
 
-/// Distinguishes concurrent temporary files of this process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` atomically: a mode-0600 temporary file in the same directory,
-/// fsync, then rename over `path` (`overwrite`) or hard-link to it (which fails if `path`
-/// exists), then fsync of the directory so the new name is durable too.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), HsmError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("sealed");
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let io = |op, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| HsmError::Io {
-                op,
-                path: p,
-                source,
-            }
-        };
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("cannot create", &tmp))?;
-        f.write_all(bytes).map_err(io("cannot write", &tmp))?;
-        f.sync_all().map_err(io("cannot fsync", &tmp))?;
-        drop(f);
-        if overwrite {
-            std::fs::rename(&tmp, path).map_err(io("cannot rename onto", path))?;
-        } else {
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(HsmError::AlreadySealed {
-                        path: path.to_path_buf(),
-                    })
-                }
-                Err(e) => return Err(io("cannot create", path)(e)),
-            }
-            std::fs::remove_file(&tmp).map_err(io("cannot remove", &tmp))?;
-        }
-        fsync_dir(dir)
-    })();
-    if result.is_err() {
-        // Best effort: a leftover temporary file is harmless (skipped by the loader).
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Writes `bytes` to `path` with [`crate::durable::write_file`] (mode 0600): rename over
+/// `path` (`overwrite`) or hard-link to it (which fails if `path` exists).
+fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), HsmError> {
+    let existing = if overwrite {
+        Existing::Replace
+    } else {
+        Existing::Keep
+    };
+    durable::write_file(path, bytes, durable::PRIVATE_MODE, existing).map_err(HsmError::from)
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), HsmError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| HsmError::Io {
-            op: "cannot fsync directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+    durable::fsync_dir(dir).map_err(HsmError::from)
 }
 
 /// EIP-2334 purpose and coin type of validator keys: m/12381/3600/i/0/0.
@@ -554,7 +501,7 @@ pub fn reseal_all(
             let old_kek = hsm.find_kek(&file.kek_label)?;
             let key = hsm.with_main(|s| unseal_on(hsm, s, old_kek, &file))?;
             let json = seal_to_json(hsm, new_kek_label, &file.pubkey, &key.secret_bytes(), path)?;
-            write_atomic(dir, path, json.as_bytes(), true)?;
+            write_atomic(path, json.as_bytes(), true)?;
             Ok(true)
         };
         match step() {
@@ -654,15 +601,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.sealed.json");
-        write_atomic(dir.path(), &p, b"one", false).unwrap();
+        write_atomic(&p, b"one", false).unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(matches!(
-            write_atomic(dir.path(), &p, b"two", false),
+            write_atomic(&p, b"two", false),
             Err(HsmError::AlreadySealed { .. })
         ));
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
-        write_atomic(dir.path(), &p, b"three", true).unwrap();
+        write_atomic(&p, b"three", true).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"three");
         // No temporary file left behind, and listing ignores dot files.
         std::fs::write(dir.path().join(".y.sealed.json.tmp-1-1"), b"").unwrap();

@@ -4,7 +4,7 @@
 //! * [`token`]: the bearer token file (generated on first start, compared in constant time);
 //! * [`store`]: durable storage of imported keys (EIP-2335 keystores, or sealed by the HSM);
 //! * [`import`] and [`delete`]: the two operations, each documented with its safety order;
-//! * [`startup`]: what `keyguard run` builds from `[keymanager]`.
+//! * [`start`]: the API over the store that the `startup` module opened.
 //!
 //! Imports and deletions are serialised by one lock and run to completion in a task of
 //! their own, so a client that disconnects mid-request never leaves half an operation.
@@ -16,13 +16,13 @@ mod metrics;
 pub mod store;
 pub mod token;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Deserialize;
 
+pub use crate::config::keymanager::{KeymanagerConfig, DEFAULT_MAX_BODY_BYTES};
 pub use delete::{DeleteResponse, DeleteStatus};
 pub use import::{ImportRequest, ImportStatus};
 pub use metrics::KeymanagerMetrics;
@@ -30,55 +30,7 @@ pub use store::{KeyStore, StoreError};
 pub use token::{ApiToken, TokenError, TokenOrigin};
 
 use crate::audit::AuditLog;
-use crate::hsm::HsmSession;
-use crate::keys::{KeySource, KeyTable, LoadJob, PubkeyBytes};
-
-/// Default body limit of the keymanager routes: a batch of keystores is ~1 KiB each, but
-/// a slashing-protection interchange of many validators can be tens of MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-/// `[keymanager]`: off unless enabled.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeymanagerConfig {
-    /// Serve `/eth/v1/keystores` on the signing API listener.
-    pub enabled: bool,
-    /// The bearer token file; generated (mode 0600) on first start if missing. Default
-    /// `<data_dir>/keymanager-token`.
-    pub token_file: Option<PathBuf>,
-    /// Where imported keys are stored: sealed through the HSM when `[hsm]` is configured,
-    /// otherwise as EIP-2335 keystores. Default `<data_dir>/keymanager`.
-    pub dir: Option<PathBuf>,
-    /// Largest request body of the keymanager routes, in bytes.
-    pub max_body_bytes: usize,
-}
-
-impl Default for KeymanagerConfig {
-    fn default() -> Self {
-        KeymanagerConfig {
-            enabled: false,
-            token_file: None,
-            dir: None,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        }
-    }
-}
-
-impl KeymanagerConfig {
-    /// The token file, defaulted under `data_dir`.
-    pub fn token_path(&self, data_dir: &Path) -> PathBuf {
-        self.token_file
-            .clone()
-            .unwrap_or_else(|| data_dir.join("keymanager-token"))
-    }
-
-    /// The storage directory, defaulted under `data_dir`.
-    pub fn dir_path(&self, data_dir: &Path) -> PathBuf {
-        self.dir
-            .clone()
-            .unwrap_or_else(|| data_dir.join("keymanager"))
-    }
-}
+use crate::keys::{KeySource, KeyTable, PubkeyBytes};
 
 /// A per-key result: `{"status": ..., "message": ...}` as the spec shapes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -292,95 +244,17 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     })
 }
 
-/// What `keyguard run` gets from the `[keymanager]` section.
-pub struct Startup {
-    /// The keymanager, when the API is enabled.
-    pub keymanager: Option<Arc<Keymanager>>,
-    /// Load jobs of previously imported keys (loaded whether or not the API is enabled).
-    pub jobs: Vec<LoadJob>,
-    /// The HSM session, possibly opened here for sealing or unsealing imported keys.
-    pub hsm: Option<Arc<HsmSession>>,
-}
-
-/// The keys imported earlier through the keymanager API (their load jobs), and the HSM
-/// session, opened here when sealed imports need it. `keyguard run` loads them whether or
-/// not the API is on; `keyguard keys list` lists them. No token is read or generated.
-pub fn stored_key_jobs(
-    config: &crate::config::Config,
-    hsm: Option<Arc<HsmSession>>,
-) -> anyhow::Result<(Vec<LoadJob>, Option<Arc<HsmSession>>)> {
-    let opened = open_store(config, hsm, false)?;
-    Ok((opened.jobs, opened.hsm))
-}
-
-/// What [`open_store`] found.
-struct OpenedStore {
-    /// The store; `None` when its directory does not exist and the API is off.
-    store: Option<KeyStore>,
-    /// Load jobs of the stored keys.
-    jobs: Vec<LoadJob>,
-    /// The HSM session, if one is open.
-    hsm: Option<Arc<HsmSession>>,
-}
-
-/// Opens the keymanager's store (none when its directory does not exist and the API is
-/// off) and lists its keys. The HSM is opened when the API is on (it seals new imports)
-/// or when sealed imports are stored.
-fn open_store(
-    config: &crate::config::Config,
-    hsm: Option<Arc<HsmSession>>,
-    api_enabled: bool,
-) -> anyhow::Result<OpenedStore> {
-    let dir = config.keymanager.dir_path(&config.data_dir);
-    if !api_enabled && !dir.exists() {
-        return Ok(OpenedStore {
-            store: None,
-            jobs: Vec::new(),
-            hsm,
-        });
-    }
-    let has_sealed = KeyStore::has_sealed_keys(&dir)
-        .with_context(|| format!("cannot read imported keys in {}", dir.display()))?;
-    let hsm = match (&config.hsm, hsm) {
-        (Some(hsm_config), None) if api_enabled || has_sealed => {
-            Some(open_hsm(hsm_config).context("the keymanager seals imported keys with the HSM")?)
-        }
-        (_, hsm) => hsm,
-    };
-    let store_hsm = config.hsm.as_ref().and(hsm.clone());
-    let store = KeyStore::open(&dir, store_hsm)
-        .with_context(|| format!("cannot open the keymanager directory {}", dir.display()))?;
-    let jobs = store
-        .load_jobs()
-        .with_context(|| format!("cannot read imported keys in {}", dir.display()))?;
-    Ok(OpenedStore {
-        store: Some(store),
-        jobs,
-        hsm,
-    })
-}
-
-/// Builds the keymanager from the configuration: opens the store (and the HSM when it
-/// seals or unseals imported keys), lists the stored keys, and reads or generates the
-/// token. Logs the token's path, never the token.
-pub fn startup(
-    config: &crate::config::Config,
-    hsm: Option<Arc<HsmSession>>,
+/// Starts the keymanager API over `store` (opened by the `startup` module, which also loads
+/// the `stored_keys` it holds): reads or generates the token and registers the metrics.
+/// Logs the token's path, never the token.
+pub fn start(
+    config: &KeymanagerConfig,
+    data_dir: &Path,
+    store: KeyStore,
+    stored_keys: usize,
     metrics: &crate::metrics::Metrics,
-) -> anyhow::Result<Startup> {
-    let km = &config.keymanager;
-    if km.enabled && km.max_body_bytes < 1024 {
-        anyhow::bail!("keymanager.max_body_bytes must be at least 1024 bytes");
-    }
-    let OpenedStore { store, jobs, hsm } = open_store(config, hsm, km.enabled)?;
-    let Some(store) = store.filter(|_| km.enabled) else {
-        return Ok(Startup {
-            keymanager: None,
-            jobs,
-            hsm,
-        });
-    };
-    let token_path = km.token_path(&config.data_dir);
+) -> anyhow::Result<Keymanager> {
+    let token_path = config.token_path(data_dir);
     let (token, origin) = ApiToken::load_or_create(&token_path)?;
     match origin {
         TokenOrigin::Generated => {
@@ -400,22 +274,15 @@ pub fn startup(
     tracing::info!(
         dir = %store.dir().display(),
         storage = store.mode(),
-        stored_keys = jobs.len(),
+        stored_keys,
         "keymanager API enabled at /eth/v1/keystores"
     );
-    let keymanager = Keymanager::new(token, store, metrics, km.max_body_bytes);
-    Ok(Startup {
-        keymanager: Some(Arc::new(keymanager)),
-        jobs,
-        hsm,
-    })
-}
-
-fn open_hsm(config: &crate::hsm::HsmConfig) -> anyhow::Result<Arc<HsmSession>> {
-    let hsm = Arc::new(HsmSession::open(config).context("cannot open the HSM")?);
-    hsm.require_kek()
-        .context("the HSM has no key-encryption key")?;
-    Ok(hsm)
+    Ok(Keymanager::new(
+        token,
+        store,
+        metrics,
+        config.max_body_bytes,
+    ))
 }
 
 #[cfg(test)]

@@ -12,13 +12,12 @@
 //! password. At start-up both layouts are loaded, whatever the current mode, so switching
 //! HSM on later does not lose keys imported before.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::durable::{self, DurableWriteError, Existing};
 use crate::hsm::{self, HsmSession};
 use crate::keys::password::read_password_file;
 use crate::keys::{KeySource, Keystore, LoadJob, PubkeyBytes, ValidatorKey};
@@ -26,9 +25,6 @@ use crate::keys::{KeySource, Keystore, LoadJob, PubkeyBytes, ValidatorKey};
 const KEYSTORES: &str = "keystores";
 const PASSWORDS: &str = "passwords";
 const SEALED: &str = "sealed";
-
-/// Distinguishes temporary files of concurrent writes within this process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Why a stored key could not be written, removed or listed. Never carries secrets.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +49,15 @@ pub enum StoreError {
     /// The HSM failed to seal the key.
     #[error("cannot seal the key: {0}")]
     Seal(#[from] hsm::HsmError),
+}
+
+impl From<DurableWriteError> for StoreError {
+    fn from(e: DurableWriteError) -> Self {
+        match e {
+            DurableWriteError::AlreadyExists(path) => StoreError::AlreadyStored(path),
+            DurableWriteError::Io { op, path, source } => StoreError::Io { op, path, source },
+        }
+    }
 }
 
 /// Where and how imported keys are kept.
@@ -276,49 +281,11 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// Writes a new file atomically with mode 0600: a temporary file is written and fsynced,
-/// then hard-linked into place (which fails instead of replacing an existing file), and
-/// the directory is fsynced so the new name is durable.
+/// Writes a new mode-0600 file durably ([`crate::durable::write_file`]); fails instead of
+/// replacing an existing file.
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_and_link(&tmp, path, bytes);
-    // The temporary name goes in every case; the data lives on under `path` if linked.
-    let _ = std::fs::remove_file(&tmp);
-    result?;
-    fsync_dir(dir)
-}
-
-fn write_and_link(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |op, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| StoreError::Io {
-            op,
-            path: p,
-            source,
-        }
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(io("cannot create", tmp))?;
-    file.write_all(bytes).map_err(io("cannot write", tmp))?;
-    file.sync_all().map_err(io("cannot fsync", tmp))?;
-    drop(file);
-    match std::fs::hard_link(tmp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(StoreError::AlreadyStored(path.to_path_buf()))
-        }
-        Err(e) => Err(io("cannot create", path)(e)),
-    }
+    durable::write_file(path, bytes, durable::PRIVATE_MODE, Existing::Keep)
+        .map_err(StoreError::from)
 }
 
 /// Removes a file if it exists (and fsyncs its directory); returns whether it existed.
@@ -339,13 +306,7 @@ fn remove_file(path: &Path) -> Result<bool, StoreError> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| StoreError::Io {
-            op: "cannot fsync directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+    durable::fsync_dir(dir).map_err(StoreError::from)
 }
 
 #[cfg(test)]

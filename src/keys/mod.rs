@@ -22,7 +22,7 @@ pub use table::{DuplicateKey, KeyTable};
 
 pub use interop::interop_secret;
 pub use keystore::{Kdf, Keystore, KeystoreError};
-pub use sources::{load_jobs, KeySourcesConfig, SourceError};
+pub use sources::{load_jobs, SourceError};
 
 /// A compressed BLS12-381 G1 public key.
 pub type PubkeyBytes = [u8; 48];

@@ -47,23 +47,10 @@ use super::web3signer::{
     definition_files, read_definition_file, DefinitionDocument, KeyDefinition,
 };
 use super::{KeySource, LoadJob, PubkeyBytes, ValidatorKey};
+use crate::config::keys::KeysConfig;
 
 /// The most interop keys [`load_jobs`] will create; a larger number is surely a typo.
 pub const MAX_INTEROP_KEYS: u64 = 100_000;
-
-/// Where keys are loaded from at startup (the `[keys]` section of the configuration).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeySourcesConfig {
-    /// Directory of EIP-2335 keystores (see the module documentation for layouts).
-    pub keystores: Option<PathBuf>,
-    /// Directory of password files, or one file used for every keystore.
-    pub passwords: Option<PathBuf>,
-    /// Directory of Web3Signer YAML key definition files.
-    pub key_definitions: Option<PathBuf>,
-    /// Development only: load the public interop keys `0..n`.
-    pub interop_keys: Option<u64>,
-}
 
 /// A configuration problem that stops the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +91,9 @@ pub enum SourceError {
 }
 
 /// Turns the key sources configuration into load jobs: keystores first, then Web3Signer
-/// key definitions, then interop keys, each in file-name order.
-pub fn load_jobs(config: &KeySourcesConfig) -> Result<Vec<LoadJob>, SourceError> {
+/// key definitions, then interop keys, each in file-name order. Sealed keys (`sealed`)
+/// need the HSM session: their jobs come from `crate::hsm::sealed_load_jobs`.
+pub fn load_jobs(config: &KeysConfig) -> Result<Vec<LoadJob>, SourceError> {
     let mut jobs = Vec::new();
 
     if let Some(dir) = &config.keystores {
@@ -452,7 +440,7 @@ mod tests {
         pk
     }
 
-    fn run(config: &KeySourcesConfig) -> (KeyTable, crate::keys::loader::ProgressSnapshot) {
+    fn run(config: &KeysConfig) -> (KeyTable, crate::keys::loader::ProgressSnapshot) {
         let jobs = load_jobs(config).unwrap();
         let table = KeyTable::new();
         let progress = LoadProgress::new();
@@ -481,7 +469,7 @@ mod tests {
         .unwrap();
         std::fs::write(ks.join("notes.json"), "{\"hello\": 1}").unwrap();
 
-        let config = KeySourcesConfig {
+        let config = KeysConfig {
             keystores: Some(ks.clone()),
             passwords: Some(pw),
             ..Default::default()
@@ -619,7 +607,7 @@ mod tests {
         ];
         assert_eq!(found, expected);
 
-        let (table, s) = run(&KeySourcesConfig {
+        let (table, s) = run(&KeysConfig {
             keystores: Some(ks),
             passwords: Some(pw),
             ..Default::default()
@@ -648,7 +636,7 @@ mod tests {
         std::fs::write(ks.join("broken.json"), "{\"crypto\": 1, \"version\": 4}").unwrap();
         std::fs::write(ks.join("garbage.json"), "not json").unwrap();
 
-        let (_, s) = run(&KeySourcesConfig {
+        let (_, s) = run(&KeysConfig {
             keystores: Some(ks),
             passwords: Some(pw),
             ..Default::default()
@@ -699,7 +687,7 @@ mod tests {
         )
         .unwrap();
 
-        let (table, s) = run(&KeySourcesConfig {
+        let (table, s) = run(&KeysConfig {
             key_definitions: Some(defs),
             ..Default::default()
         });
@@ -732,7 +720,7 @@ mod tests {
 
     #[test]
     fn interop_keys_load() {
-        let (table, s) = run(&KeySourcesConfig {
+        let (table, s) = run(&KeysConfig {
             interop_keys: Some(3),
             ..Default::default()
         });
@@ -749,7 +737,7 @@ mod tests {
             assert!(loaded.origin().starts_with("interop key "));
         }
         assert!(matches!(
-            load_jobs(&KeySourcesConfig {
+            load_jobs(&KeysConfig {
                 interop_keys: Some(MAX_INTEROP_KEYS + 1),
                 ..Default::default()
             }),
@@ -763,14 +751,14 @@ mod tests {
         let missing = root.path().join("missing");
         let file = root.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        let err = |c: KeySourcesConfig| {
+        let err = |c: KeysConfig| {
             load_jobs(&c)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
         };
 
-        let e = err(KeySourcesConfig {
+        let e = err(KeysConfig {
             keystores: Some(missing.clone()),
             passwords: Some(file.clone()),
             ..Default::default()
@@ -779,12 +767,12 @@ mod tests {
             e.contains("keystores") && e.contains("does not exist"),
             "{e}"
         );
-        let e = err(KeySourcesConfig {
+        let e = err(KeysConfig {
             keystores: Some(root.path().into()),
             ..Default::default()
         });
         assert!(e.contains("no passwords"), "{e}");
-        let e = err(KeySourcesConfig {
+        let e = err(KeysConfig {
             keystores: Some(root.path().into()),
             passwords: Some(missing.clone()),
             ..Default::default()
@@ -793,28 +781,28 @@ mod tests {
             e.contains("passwords") && e.contains("does not exist"),
             "{e}"
         );
-        let e = err(KeySourcesConfig {
+        let e = err(KeysConfig {
             key_definitions: Some(file.clone()),
             ..Default::default()
         });
         assert!(e.contains("not a directory"), "{e}");
-        let e = err(KeySourcesConfig {
+        let e = err(KeysConfig {
             key_definitions: Some(missing),
             ..Default::default()
         });
         assert!(e.contains("key_definitions"), "{e}");
         // Nothing configured: no jobs, no error.
-        assert!(load_jobs(&KeySourcesConfig::default()).unwrap().is_empty());
+        assert!(load_jobs(&KeysConfig::default()).unwrap().is_empty());
     }
 
     #[test]
     fn config_deserialises_and_rejects_unknown_fields() {
-        let c: KeySourcesConfig = toml::from_str(
+        let c: KeysConfig = toml::from_str(
             "keystores = \"/k\"\npasswords = \"/p\"\nkey_definitions = \"/d\"\ninterop_keys = 4\n",
         )
         .unwrap();
         assert_eq!(c.keystores.as_deref(), Some(Path::new("/k")));
         assert_eq!(c.interop_keys, Some(4));
-        assert!(toml::from_str::<KeySourcesConfig>("keystore = \"/k\"").is_err());
+        assert!(toml::from_str::<KeysConfig>("keystore = \"/k\"").is_err());
     }
 }

@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
 use super::TlsConfig;
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// A certificate chain (leaf first) and the leaf's private key.
 pub struct ServerIdentity {

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::fingerprint::{self, Fingerprint};
+use crate::identity::fingerprint::{self, Fingerprint};
 
 /// A handshake that takes longer than this is abandoned.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,72 +2,27 @@
 //! client-certificate checks and the listener that hands each connection's certificate
 //! fingerprint to the HTTP layer.
 
-pub mod fingerprint;
 mod identity;
-pub mod known_clients;
 pub mod listener;
 mod verifier;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
-use serde::Deserialize;
 
-use crate::access::AccessConfig;
-use crate::config::ConfigError;
-use fingerprint::Fingerprint;
-use known_clients::KnownClient;
+pub use crate::config::tls::TlsConfig;
 
-/// `[tls]`: TLS is on when a server identity (`cert` + `key`, or `pkcs12`) is given.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM certificate chain of the server.
-    pub cert: Option<PathBuf>,
-    /// PEM private key of the server.
-    pub key: Option<PathBuf>,
-    /// PKCS#12 server identity (instead of `cert` + `key`).
-    pub pkcs12: Option<PathBuf>,
-    /// File holding the PKCS#12 password.
-    pub pkcs12_password_file: Option<PathBuf>,
-    /// PEM bundle of CAs that client certificates must chain to.
-    pub client_ca: Option<PathBuf>,
-    /// Web3Signer known-clients file: one `<name> <sha256 fingerprint>` per line.
-    pub known_clients: Option<PathBuf>,
-    /// SHA-256 fingerprints of allowed client certificates (hex, `:` separators allowed).
-    pub allowed_fingerprints: Vec<String>,
-}
+use crate::config::access::AccessConfig;
+use crate::config::error::ConfigError;
+pub use crate::identity::{fingerprint, known_clients};
 
-impl TlsConfig {
-    /// True when a server identity is configured.
-    pub fn enabled(&self) -> bool {
-        self.cert.is_some() || self.key.is_some() || self.pkcs12.is_some()
-    }
-}
-
-impl TlsConfig {
-    /// True when any client-certificate setting is given (without a CA, the
-    /// `[[access.clients]]` fingerprints count too: see `allowed_fingerprints`).
-    pub fn client_auth_configured(&self, access: &AccessConfig) -> bool {
-        self.client_ca.is_some() || self.fingerprint_list_configured(access)
-    }
-
-    /// True when a fingerprint allow-list is in force (even an empty known-clients file
-    /// turns it on, refusing everyone: fail closed). With a CA, `[[access.clients]]`
-    /// fingerprints only name and scope clients: listing one CA-issued certificate there
-    /// must not lock out every other certificate of that CA.
-    fn fingerprint_list_configured(&self, access: &AccessConfig) -> bool {
-        self.known_clients.is_some()
-            || !self.allowed_fingerprints.is_empty()
-            || (self.client_ca.is_none()
-                && access.clients.iter().any(|c| !c.fingerprints.is_empty()))
-    }
-}
+use crate::identity::fingerprint::Fingerprint;
+use crate::identity::known_clients::KnownClient;
 
 /// The parsed `tls.known_clients` file, or nothing when it is not set.
 pub fn load_known_clients(config: &TlsConfig) -> Result<Vec<KnownClient>, ConfigError> {

@@ -22,7 +22,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use super::fingerprint::{self, Fingerprint};
+use crate::identity::fingerprint::{self, Fingerprint};
 
 /// The `ClientCertVerifier` keyguard installs when client authentication is configured.
 #[derive(Debug)]

@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn drive(args: &Args) -> anyhow::Result<Stats> {
+    interop_tests::install_crypto_provider();
     let client = reqwest::Client::builder()
         .http1_only()
         .pool_max_idle_per_host(4096)

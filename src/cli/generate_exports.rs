@@ -1,21 +1,18 @@
 //! What `keyguard keys generate` can write besides the sealed files: an EIP-2335 keystore
 //! backup of each new key, and the deposit data of the new validators.
 //!
-//! Both are produced from the per-key callback of [`super::generate_keys_with`], which runs
+//! Both are produced from the per-key callback of `hsm::generate_keys_with`, which runs
 //! before the key is sealed: a key is never active (sealed) without its backup. The
 //! deposit-data file is written once at the end and lists exactly the keys that were
 //! sealed, also when generation stops part-way.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use zeroize::Zeroizing;
 
-use super::KeyCallbackError;
+use crate::durable::{self, Existing};
+use crate::hsm::KeyCallbackError;
 use crate::keys::deposit_data::{
     deposit_data_file_name, deposit_data_json, DepositDatum, DepositParams,
 };
@@ -125,7 +122,7 @@ impl GenerateExports {
                 &eip2334_path(index),
             )
             .context("cannot encrypt the keystore backup")?;
-            write_new_file(&b.dir, &path, store.to_json().as_bytes(), KEYSTORE_MODE)?;
+            write_new_file(&path, store.to_json().as_bytes(), KEYSTORE_MODE)?;
             // Read back what is on disk: a backup that cannot be restored is no backup.
             let back = Keystore::from_file(&path)
                 .and_then(|k| k.decrypt(&b.password))
@@ -180,7 +177,6 @@ impl GenerateExports {
         }
         let path = dir.join(deposit_data_file_name(self.unix_time));
         write_new_file(
-            dir,
             &path,
             deposit_data_json(&entries).as_bytes(),
             DEPOSIT_DATA_MODE,
@@ -189,51 +185,10 @@ impl GenerateExports {
     }
 }
 
-/// Distinguishes concurrent temporary files of this process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes a new file atomically: a temporary file with `mode` in the same directory,
-/// fsync, hard link to `path` (which fails if `path` exists: nothing is overwritten), then
-/// fsync of the directory.
-fn write_new_file(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> anyhow::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode | 0o200)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        drop(f);
-        if mode & 0o200 == 0 {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
-        }
-        std::fs::hard_link(&tmp, path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!("{} already exists; not overwriting it", path.display())
-            } else {
-                anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-            }
-        })?;
-        std::fs::remove_file(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync directory {}", dir.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Writes a new file durably ([`crate::durable::write_file`]); an existing file is never
+/// overwritten.
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    Ok(durable::write_file(path, bytes, mode, Existing::Keep)?)
 }
 
 #[cfg(test)]

@@ -1,8 +1,15 @@
-//! The command line: `keyguard run`, `keyguard slashing ...`.
+//! The command line: every `keyguard` command, one module each. The library modules
+//! below (`hsm`, `audit`, `keys`, …) carry no clap and no anyhow; their typed errors get
+//! their context here.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad command line or configuration.
 
-use std::path::PathBuf;
+pub mod audit;
+mod generate_exports;
+pub mod hsm;
+pub mod keys;
+pub mod slashing;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -33,7 +40,7 @@ pub enum Command {
     Slashing {
         /// The slashing command.
         #[command(subcommand)]
-        command: SlashingCommand,
+        command: slashing::SlashingCommand,
         /// Configuration (file, flags and KEYGUARD_* variables).
         #[command(flatten)]
         config: ConfigArgs,
@@ -42,7 +49,7 @@ pub enum Command {
     Hsm {
         /// The HSM command.
         #[command(subcommand)]
-        command: crate::hsm::cli::HsmCommand,
+        command: hsm::HsmCommand,
         /// Configuration (file, flags and KEYGUARD_* variables).
         #[command(flatten)]
         config: ConfigArgs,
@@ -52,7 +59,7 @@ pub enum Command {
     Keys {
         /// The keys command.
         #[command(subcommand)]
-        command: crate::keys_cli::KeysCommand,
+        command: keys::KeysCommand,
         /// Configuration (file, flags and KEYGUARD_* variables).
         #[command(flatten)]
         config: ConfigArgs,
@@ -61,67 +68,8 @@ pub enum Command {
     Audit {
         /// The audit command.
         #[command(subcommand)]
-        command: crate::audit::cli::AuditCommand,
+        command: audit::AuditCommand,
     },
-}
-
-/// `keyguard slashing ...`. Run these while `keyguard run` is stopped: the database is
-/// locked by the running signer.
-#[derive(Debug, Subcommand)]
-pub enum SlashingCommand {
-    /// Import an EIP-3076 interchange file (version 5) in one atomic transaction; a bad file
-    /// changes nothing and every problem is reported with its location.
-    Import {
-        /// The interchange JSON file.
-        file: PathBuf,
-    },
-    /// Export slashing-protection history as an EIP-3076 interchange file (version 5).
-    Export {
-        /// Where to write the JSON (`-` for standard output).
-        file: PathBuf,
-        /// Export only these validators (repeatable; default: all).
-        #[arg(long = "pubkey", value_name = "0xPUBKEY")]
-        pubkeys: Vec<String>,
-        /// Minimal format: only the latest block and attestation per validator.
-        #[arg(long)]
-        minimal: bool,
-    },
-    /// The high-watermark kill switch: refuse everything at or past a slot/epoch, e.g.
-    /// before moving keys to another signer.
-    HighWatermark {
-        /// set, clear or show.
-        #[command(subcommand)]
-        action: HighWatermarkAction,
-    },
-    /// Delete records older than the newest `--keep-epochs` epochs of each validator
-    /// (the records that define its low watermarks are always kept).
-    Prune {
-        /// Epochs of history to keep per validator.
-        #[arg(long, value_name = "EPOCHS", default_value_t = 4096)]
-        keep_epochs: u64,
-        /// Slots per epoch of the network (32 on mainnet, 8 on minimal devnets).
-        #[arg(long, value_name = "N", default_value_t = 32)]
-        slots_per_epoch: u64,
-    },
-}
-
-/// `keyguard slashing high-watermark ...`.
-#[derive(Debug, Subcommand)]
-pub enum HighWatermarkAction {
-    /// Refuse blocks at or past `--slot` and attestations with source or target at or past
-    /// `--epoch`.
-    Set {
-        /// First slot that is refused for blocks.
-        #[arg(long)]
-        slot: Option<u64>,
-        /// First epoch that is refused for attestations.
-        #[arg(long)]
-        epoch: Option<u64>,
-    },
-    /// Remove the high watermark.
-    Clear,
-    /// Print the current high watermark.
-    Show,
 }
 
 /// Parses the command line and runs the chosen command.
@@ -155,19 +103,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Slashing { command, config } => {
             let config = config.load()?;
             init_logging(&config);
-            crate::slashing_cli::run(command, &config)
+            slashing::run(command, &config)
         }
         Command::Hsm { command, config } => {
             let config = config.load()?;
             init_logging(&config);
-            crate::keys_cli::run_hsm(command, &config)
+            keys::run_hsm(command, &config)
         }
         Command::Keys { command, config } => {
             let config = config.load()?;
             init_logging(&config);
-            crate::keys_cli::run_keys(command, &config)
+            keys::run_keys(command, &config)
         }
-        Command::Audit { command } => crate::audit::cli::run(command),
+        Command::Audit { command } => audit::run(command),
     }
 }
 
@@ -187,6 +135,7 @@ fn init_logging(config: &Config) {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::PathBuf;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::ClientConfig;
-use crate::config::ConfigError;
+use super::fingerprint::{self, Fingerprint};
+use crate::config::access::ClientConfig;
+use crate::config::error::ConfigError;
 use crate::keys::{self, PubkeyBytes};
-use crate::tls::fingerprint::{self, Fingerprint};
 
 /// A client's bearer token, kept only as its SHA-256: comparing digests of equal length
 /// in constant time leaks neither the token's bytes nor its length.

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::exports::{GenerateExports, KeystoreBackup};
-use super::{
+use super::generate_exports::{GenerateExports, KeystoreBackup};
+use crate::audit::AuditLog;
+use crate::consensus::Network;
+use crate::hsm::{
     create_kek, destroy_kek, destroy_sealed, generate_keys_with, init_kek, list_tokens, reseal_all,
     seal_key, sealed_file_name, HsmConfig, HsmError, HsmSession,
 };
-use crate::audit::AuditLog;
-use crate::consensus::Network;
 use crate::keys::deposit_data::{DepositParams, WithdrawalCredentials, DEFAULT_DEPOSIT_GWEI};
 use crate::keys::{parse_pubkey, pubkey_hex, Kdf, ValidatorKey};
 
@@ -388,7 +388,7 @@ fn generate_exports(
 /// The pubkey in a sealed file's name (`0x<pubkey>.sealed.json`).
 fn pubkey_of_sealed_file(path: &std::path::Path) -> Option<crate::keys::PubkeyBytes> {
     let name = path.file_name()?.to_str()?;
-    parse_pubkey(name.strip_suffix(super::SEALED_SUFFIX)?)
+    parse_pubkey(name.strip_suffix(crate::hsm::SEALED_SUFFIX)?)
 }
 
 fn open_with_kek(cfg: &HsmConfig) -> Result<HsmSession, HsmError> {

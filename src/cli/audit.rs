@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::verify::{verify, VerifyError};
+use crate::audit::verify::{verify, VerifyError};
 
 /// `keyguard audit ...`: work with audit log files.
 #[derive(Debug, Clone, clap::Subcommand)]

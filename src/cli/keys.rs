@@ -3,11 +3,10 @@
 use anyhow::Context;
 use rayon::prelude::*;
 
+use super::hsm::{run_audited_sealed_keys_command, run_hsm_command, HsmCommand, SealedKeysCommand};
 use crate::audit::AuditLog;
-use crate::config::Config;
-use crate::hsm::cli::{
-    run_audited_sealed_keys_command, run_hsm_command, HsmCommand, SealedKeysCommand,
-};
+use crate::config::{Config, ConfigError, KeysConfig};
+use crate::durable::{self, Existing};
 use crate::keys::{self, KeyTable, LoadProgress, ValidatorKey};
 
 /// `keyguard keys ...`.
@@ -72,9 +71,7 @@ fn sealed_command_name(cmd: &SealedKeysCommand) -> &'static str {
 /// Every key `keyguard run` would load with this configuration: the configured sources and
 /// the keys imported through the keymanager API (loaded whether or not the API is on).
 fn list(config: &Config) -> anyhow::Result<()> {
-    let (mut jobs, hsm) = crate::server::key_jobs(config)?;
-    let (imported, _hsm) = crate::keymanager::stored_key_jobs(config, hsm)?;
-    jobs.extend(imported);
+    let jobs = crate::startup::key_inventory(config, false)?.jobs;
     let table = KeyTable::new();
     let progress = LoadProgress::new();
     progress.add_total(jobs.len());
@@ -105,12 +102,12 @@ fn list(config: &Config) -> anyhow::Result<()> {
 /// The keys of the configured keystores and Web3Signer key files, decrypted in parallel.
 /// Any failure refuses the whole seal, so a half-sealed set is never mistaken for all.
 fn keys_to_seal(config: &Config) -> anyhow::Result<Vec<ValidatorKey>> {
-    let k = &config.keys;
-    let sources = keys::KeySourcesConfig {
-        keystores: k.keystores.clone(),
-        passwords: k.passwords.clone(),
-        key_definitions: k.key_definitions.clone(),
+    // Sealing takes the keys a keystore or key-definition file holds: never the public
+    // interop keys, and the sealed ones already are.
+    let sources = KeysConfig {
         interop_keys: None,
+        sealed: None,
+        ..config.keys.clone()
     };
     let jobs = keys::load_jobs(&sources).context("cannot read the key sources to seal")?;
     if jobs.is_empty() {
@@ -141,7 +138,7 @@ fn keys_to_seal(config: &Config) -> anyhow::Result<Vec<ValidatorKey>> {
 /// before its sealed file is destroyed, so it can be imported wherever the key goes next.
 fn export_history_before_destroy(config: &Config, pubkey: &str) -> anyhow::Result<()> {
     let pk = keys::parse_pubkey(pubkey).ok_or_else(|| {
-        crate::config::ConfigError::new(
+        ConfigError::new(
             "--pubkey",
             format!("`{pubkey}` is not a 48-byte hex pubkey"),
         )
@@ -171,7 +168,10 @@ fn export_history_before_destroy(config: &Config, pubkey: &str) -> anyhow::Resul
         "{}-slashing-protection.json",
         keys::pubkey_hex(&pk)
     ));
-    crate::slashing_cli::write_atomically(&out, &json)?;
+    // The full durable-write guarantee: the sealed file goes next, so this copy may be
+    // the only record of what the key signed.
+    durable::write_file(&out, &json, durable::PRIVATE_MODE, Existing::Replace)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
         "exported the slashing-protection history of {pubkey} to {}",
         out.display()
