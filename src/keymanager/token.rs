@@ -5,13 +5,13 @@
 //! private: a file that the group or others may read or write is refused at start-up
 //! rather than warned about, like SSH refuses a private key with loose permissions.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+use crate::durable::{self, DurableWriteError, Existing};
 
 /// Random bytes in a generated token (hex-encoded in the file, 64 characters).
 const TOKEN_BYTES: usize = 32;
@@ -128,16 +128,18 @@ impl ApiToken {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io("cannot create directory", dir, e))?;
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io("cannot create", path, e))?;
         let line = Zeroizing::new(format!("{}\n", token.as_str()));
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io("cannot write", path, e))?;
+        // Durable (the name too), mode 0600, and never over an existing token file.
+        durable::write_file(path, line.as_bytes(), durable::PRIVATE_MODE, Existing::Keep).map_err(
+            |e| match e {
+                DurableWriteError::AlreadyExists(path) => io(
+                    "cannot create",
+                    &path,
+                    std::io::ErrorKind::AlreadyExists.into(),
+                ),
+                DurableWriteError::Io { op, path, source } => TokenError::Io { op, path, source },
+            },
+        )?;
         Ok(ApiToken { token })
     }
 
