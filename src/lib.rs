@@ -6,6 +6,7 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod bls;
 pub mod cli;
 pub mod config;
 pub mod consensus;
@@ -14,8 +15,9 @@ pub mod keymanager;
 pub mod keys;
 pub mod keys_cli;
 pub mod metrics;
+pub mod outcome;
 pub mod process;
 pub mod server;
-pub mod signing;
+pub mod signer;
 pub mod slashing_cli;
 pub mod tls;

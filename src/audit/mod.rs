@@ -25,7 +25,7 @@ use tokio::sync::mpsc::{self, OwnedPermit, Sender};
 use crate::access::ClientIdentity;
 use crate::consensus::{RequestType, SlashingSubject};
 use crate::keys::PubkeyBytes;
-use crate::metrics::Outcome;
+use crate::outcome::Outcome;
 
 pub use file::{AuditError, ChainHead, LogFile, Sink};
 pub use metrics::AuditMetrics;
