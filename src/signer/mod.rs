@@ -162,3 +162,6 @@ fn log_refusal(pubkey: &str, err: &SignError) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
