@@ -4,13 +4,11 @@
 //! of building a table.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyguard::keys::{FixedBaseTable, HashedRoot, KeySource, ValidatorKey};
+use keyguard::bls::{FixedBaseTable, HashedRoot, SecretKey};
 use zeroize::Zeroizing;
 
 fn bench_signing(c: &mut Criterion) {
-    let key =
-        ValidatorKey::from_secret_bytes(&Zeroizing::new([0x3c; 32]), KeySource::Keystore, "bench")
-            .expect("key");
+    let key = SecretKey::from_bytes(&Zeroizing::new([0x3c; 32])).expect("key");
     let root = [0x5au8; 32];
     let hashed = HashedRoot::new(&root);
     let table = FixedBaseTable::new(hashed.point());

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod bls;
 pub mod cli;
 pub mod config;
 pub mod consensus;
@@ -23,8 +24,9 @@ pub mod identity;
 pub mod keymanager;
 pub mod keys;
 pub mod metrics;
+pub mod outcome;
 pub mod process;
 pub mod server;
-pub mod signing;
+pub mod signer;
 pub mod startup;
 pub mod tls;

@@ -65,6 +65,7 @@ use prometheus::{
 
 use crate::consensus::RequestType;
 use crate::keys::KeySource;
+use crate::outcome::{Outcome, UNKNOWN_REQUEST_TYPE};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -111,58 +112,6 @@ pub const BLS_SIGN_BUCKETS: [f64; 12] = [
 pub const BATCH_SIZE_BUCKETS: [f64; 13] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
-
-/// The `type` label the HTTP layer should use for a request whose type could not be parsed.
-pub const UNKNOWN_REQUEST_TYPE: &str = "UNKNOWN";
-
-/// How a sign request ended; becomes the `outcome` (and `reason`) label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Signed and answered with a signature (HTTP 200).
-    Signed,
-    /// Refused by slashing protection (HTTP 412); the reason label, e.g. `"double_vote"`.
-    SlashingRefused(&'static str),
-    /// The request was malformed (HTTP 400).
-    BadRequest,
-    /// No key with the requested public key is loaded (HTTP 404).
-    UnknownKey,
-    /// The client may not use this key, or is not authenticated (HTTP 401/403).
-    Forbidden,
-    /// An internal error (HTTP 5xx).
-    Error,
-}
-
-impl Outcome {
-    /// Every outcome without a reason, in label order; refusals carry a reason and are not
-    /// listed.
-    pub const WITHOUT_REASON: [Outcome; 5] = [
-        Outcome::Signed,
-        Outcome::BadRequest,
-        Outcome::UnknownKey,
-        Outcome::Forbidden,
-        Outcome::Error,
-    ];
-
-    /// The `outcome` label value.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Signed => "signed",
-            Outcome::SlashingRefused(_) => "slashing_refused",
-            Outcome::BadRequest => "bad_request",
-            Outcome::UnknownKey => "unknown_key",
-            Outcome::Forbidden => "forbidden",
-            Outcome::Error => "error",
-        }
-    }
-
-    /// The `reason` label value: the refusal reason, or empty (an absent label to Prometheus).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Outcome::SlashingRefused(reason) => reason,
-            _ => "",
-        }
-    }
-}
 
 /// Whether keys counted by `keyguard_keys_loaded` were loaded or failed to load; becomes the
 /// `state` label.

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
-use crate::signing::SigningPool;
+use crate::signer::{Signer, SigningPool};
 use crate::tls::listener::{PeerInfo, TlsListener, TlsMetrics};
 
 /// Runs the signer until SIGINT or SIGTERM.
@@ -35,10 +35,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &known_clients,
     )?);
     let tls = tls_setup(&config, &known_clients, &metrics)?;
-    let signer = SigningPool::new(config.server.signing_threads)
+    let pool = SigningPool::new(config.server.signing_threads)
         .context("cannot start the signing threads")?
         .with_metrics(Arc::clone(&metrics));
-    let slashing = open_slashing_db(&config, Arc::clone(&metrics), &signer)?;
+    let slashing = open_slashing_db(&config, Arc::clone(&metrics), &pool)?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
     let audit = Arc::new(crate::audit::AuditLog::open(
@@ -70,19 +70,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::clone(&audit),
     );
 
-    let state = Arc::new(AppState {
+    let signer = Signer {
         network,
         keys,
         key_progress,
         slashing,
-        signer,
-        max_body_bytes: config.server.max_body_bytes,
-        metrics,
-        hsm,
+        pool,
         access,
         audit: Arc::clone(&audit),
+        metrics,
+    };
+    let state = Arc::new(AppState::new(
+        signer,
+        config.server.max_body_bytes,
+        hsm,
         keymanager,
-    });
+    ));
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;
     }
@@ -163,7 +166,7 @@ async fn serve_metrics(config: &Config, state: Arc<AppState>) -> anyhow::Result<
 fn open_slashing_db(
     config: &Config,
     metrics: Arc<crate::metrics::Metrics>,
-    signer: &SigningPool,
+    pool: &SigningPool,
 ) -> anyhow::Result<Option<slashing_db::SlashingDb>> {
     if !config.slashing.enabled {
         tracing::warn!(
@@ -180,7 +183,7 @@ fn open_slashing_db(
         max_batch: config.slashing.max_batch,
         observer: Some(metrics),
         pacer: (config.slashing.max_commit_delay_ms > 0).then(|| {
-            signer.pacer(std::time::Duration::from_millis(
+            pool.pacer(std::time::Duration::from_millis(
                 config.slashing.max_commit_delay_ms,
             ))
         }),

@@ -36,6 +36,7 @@ pub struct KeyInventory {
 pub fn key_inventory(config: &Config, keymanager_api: bool) -> anyhow::Result<KeyInventory> {
     let mut jobs =
         keys::load_jobs(&config.keys).context("cannot read the configured key sources")?;
+    jobs.extend(keys::remote::load_jobs(&config.keys.remote)?);
     let mut hsm = None;
     if let Some(sealed_dir) = &config.keys.sealed {
         let session = open_hsm(config.require_hsm()?)?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use keyguard::consensus::RequestType;
 use keyguard::keys::KeySource;
-use keyguard::metrics::{KeyState, Metrics, Outcome, SignPath, UNKNOWN_REQUEST_TYPE};
+use keyguard::metrics::{KeyState, Metrics, SignPath};
+use keyguard::outcome::{Outcome, UNKNOWN_REQUEST_TYPE};
 use serde_json::Value;
 
 const DASHBOARD: &str = include_str!("../../grafana/keyguard.json");

@@ -135,7 +135,7 @@ fn generate_writes_keystore_backups_and_deposit_data() {
             .iter()
             .find(|s| s.pubkey() == key.pubkey())
             .unwrap_or_else(|| panic!("backup {name} is not a sealed key"));
-        assert_eq!(*twin.secret_bytes(), *secret);
+        assert_eq!(*twin.secret_bytes().expect("local key"), *secret);
         backup_pubkeys.push(*key.pubkey());
     }
     backup_pubkeys.sort();

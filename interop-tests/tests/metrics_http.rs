@@ -90,8 +90,9 @@ fn counters_move_by_exactly_the_requests_sent() {
         requests_total(&[("type", "UNKNOWN"), ("outcome", "bad_request")]),
         2.0
     );
+    // A request for a key that is not loaded keeps its parsed type.
     assert_eq!(
-        requests_total(&[("type", "UNKNOWN"), ("outcome", "unknown_key")]),
+        requests_total(&[("type", "RANDAO_REVEAL"), ("outcome", "unknown_key")]),
         1.0
     );
     assert_eq!(

@@ -153,7 +153,10 @@ fn interop_keys_sign_to_py_ecc_signatures() {
             "{name}: pubkey"
         );
         assert_eq!(
-            format!("0x{}", hex::encode(key.sign(&root))),
+            format!(
+                "0x{}",
+                hex::encode(key.local_secret().expect("local key").sign(&root))
+            ),
             f["signature"].as_str().unwrap(),
             "{name}: signature differs from py_ecc's"
         );

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::*;
 use crate::audit::{AuditConfig, AuditLog, ChainHead, OnFailure, Sink};
 use crate::keys::{KeySource, ValidatorKey};
+use crate::signer::{Signer, SigningPool};
 
 const MAINNET_GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
 
@@ -73,19 +74,21 @@ fn harness(failing: bool) -> Harness {
         "mem".into(),
         None,
     );
-    let state = Arc::new(AppState {
-        network: Network::builtin("mainnet").unwrap(),
-        keys,
-        key_progress: progress,
-        slashing: Some(db),
-        signer: SigningPool::new(1).unwrap(),
-        max_body_bytes: 4096,
-        metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
-        hsm: None,
-        access: Arc::new(crate::access::AccessPolicy::permissive()),
-        audit: Arc::new(audit),
-        keymanager: None,
-    });
+    let state = Arc::new(AppState::new(
+        Signer {
+            network: Network::builtin("mainnet").unwrap(),
+            keys,
+            key_progress: progress,
+            slashing: Some(db),
+            pool: SigningPool::new(1).unwrap(),
+            access: Arc::new(crate::access::AccessPolicy::permissive()),
+            audit: Arc::new(audit),
+            metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
+        },
+        4096,
+        None,
+        None,
+    ));
     Harness {
         state,
         pubkey: crate::keys::pubkey_hex(key.pubkey()),

@@ -4,6 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::signer::{BodyError, SignError};
+
 /// A request that was not signed, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -37,6 +39,10 @@ pub enum ApiError {
     /// Database unusable, signing pool gone, HSM failure: nothing was signed (500).
     #[error("{0}")]
     Internal(String),
+    /// A key's remote signer failed or returned a signature that does not verify: nothing
+    /// was released (502).
+    #[error("{0}")]
+    BadGateway(String),
 }
 
 impl ApiError {
@@ -51,20 +57,29 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
 
-impl ApiError {
-    /// The metrics outcome of a request that ended with this error.
-    pub fn outcome(&self) -> crate::metrics::Outcome {
-        use crate::metrics::Outcome;
-        match self {
-            ApiError::BadRequest(_) | ApiError::TooLarge(_) => Outcome::BadRequest,
-            ApiError::NotFound(_) | ApiError::Unavailable(_) => Outcome::UnknownKey,
-            ApiError::Refused { reason, .. } => Outcome::SlashingRefused(reason),
-            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => Outcome::Forbidden,
-            ApiError::Internal(_) => Outcome::Error,
+impl From<SignError> for ApiError {
+    /// The status and message of each reason a request was not signed.
+    fn from(error: SignError) -> Self {
+        let message = error.to_string();
+        match error {
+            SignError::Body(BodyError::TooLarge(limit)) => ApiError::TooLarge(limit),
+            SignError::Body(BodyError::Unreadable(_)) | SignError::BadRequest(_) => {
+                ApiError::BadRequest(message)
+            }
+            SignError::UnknownKey(_) => ApiError::NotFound(message),
+            SignError::StillLoading { .. } => ApiError::Unavailable(message),
+            SignError::OutOfScope(_) => ApiError::Forbidden(message),
+            SignError::Refused { reason, message } => ApiError::Refused { reason, message },
+            SignError::Backend(_) => ApiError::BadGateway(message),
+            SignError::Database(_)
+            | SignError::Overloaded(_)
+            | SignError::Audit(_)
+            | SignError::PoolClosed => ApiError::Internal(message),
         }
     }
 }

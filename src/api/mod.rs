@@ -20,7 +20,7 @@ pub use error::ApiError;
 
 use crate::consensus::Network;
 use crate::keys::{KeyTable, LoadProgress};
-use crate::signing::SigningPool;
+use crate::signer::Signer;
 
 /// Everything a request handler needs; shared by all requests.
 pub struct AppState {
@@ -32,8 +32,10 @@ pub struct AppState {
     pub key_progress: Arc<LoadProgress>,
     /// The slashing database; `None` refuses blocks and attestations.
     pub slashing: Option<slashing_db::SlashingDb>,
-    /// Where BLS signatures are computed.
-    pub signer: SigningPool,
+    /// The signing pipeline. It holds its own handles to the same network, key table,
+    /// database, access policy, audit log and metrics as the fields here, which the other
+    /// routes (health, key listing, keymanager, metrics) read.
+    pub signer: Signer,
     /// The body limit, for error messages.
     pub max_body_bytes: usize,
     /// Prometheus metrics, recorded on every request.
@@ -46,6 +48,31 @@ pub struct AppState {
     pub audit: Arc<crate::audit::AuditLog>,
     /// The keymanager API, when enabled.
     pub keymanager: Option<Arc<crate::keymanager::Keymanager>>,
+}
+
+impl AppState {
+    /// The state of a server whose signing pipeline is `signer`; the other routes share
+    /// its network, key table, database, access policy, audit log and metrics.
+    pub fn new(
+        signer: Signer,
+        max_body_bytes: usize,
+        hsm: Option<Arc<crate::hsm::HsmSession>>,
+        keymanager: Option<Arc<crate::keymanager::Keymanager>>,
+    ) -> Self {
+        Self {
+            network: signer.network.clone(),
+            keys: Arc::clone(&signer.keys),
+            key_progress: Arc::clone(&signer.key_progress),
+            slashing: signer.slashing.clone(),
+            max_body_bytes,
+            metrics: Arc::clone(&signer.metrics),
+            hsm,
+            access: Arc::clone(&signer.access),
+            audit: Arc::clone(&signer.audit),
+            keymanager,
+            signer,
+        }
+    }
 }
 
 /// The signing API router, with routes at `/` and, if given, under `prefix`.

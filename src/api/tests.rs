@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::keys::{KeySource, ValidatorKey};
+use crate::signer::{Signer, SigningPool};
 
 const MAINNET_GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
 
@@ -38,19 +39,21 @@ fn harness(with_db: bool) -> Harness {
     let slashing = dir.as_ref().map(|d| {
         slashing_db::SlashingDb::open(&d.path().join("db.sqlite"), Default::default()).unwrap()
     });
-    let state = Arc::new(AppState {
-        network: Network::builtin("mainnet").unwrap(),
-        keys,
-        key_progress: progress,
-        slashing,
-        signer: SigningPool::new(1).unwrap(),
-        max_body_bytes: 4096,
-        metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
-        hsm: None,
-        access: Arc::new(crate::access::AccessPolicy::permissive()),
-        audit: Arc::new(crate::audit::AuditLog::disabled()),
-        keymanager: None,
-    });
+    let state = Arc::new(AppState::new(
+        Signer {
+            network: Network::builtin("mainnet").unwrap(),
+            keys,
+            key_progress: progress,
+            slashing,
+            pool: SigningPool::new(1).unwrap(),
+            access: Arc::new(crate::access::AccessPolicy::permissive()),
+            audit: Arc::new(crate::audit::AuditLog::disabled()),
+            metrics: Arc::new(crate::metrics::Metrics::new(false).unwrap()),
+        },
+        4096,
+        None,
+        None,
+    ));
     Harness {
         state,
         pubkey: crate::keys::pubkey_hex(key.pubkey()),
@@ -274,19 +277,21 @@ async fn healthcheck_reflects_key_loading() {
 #[tokio::test]
 async fn healthcheck_is_503_while_loading() {
     let h = harness(false);
-    let state = Arc::new(AppState {
-        key_progress: Arc::new(LoadProgress::new()),
-        network: h.state.network.clone(),
-        keys: Arc::clone(&h.state.keys),
-        slashing: None,
-        signer: SigningPool::new(1).unwrap(),
-        max_body_bytes: 4096,
-        metrics: Arc::clone(&h.state.metrics),
-        hsm: None,
-        access: Arc::new(crate::access::AccessPolicy::permissive()),
-        audit: Arc::new(crate::audit::AuditLog::disabled()),
-        keymanager: None,
-    });
+    let state = Arc::new(AppState::new(
+        Signer {
+            network: h.state.network.clone(),
+            keys: Arc::clone(&h.state.keys),
+            key_progress: Arc::new(LoadProgress::new()),
+            slashing: None,
+            pool: SigningPool::new(1).unwrap(),
+            access: Arc::new(crate::access::AccessPolicy::permissive()),
+            audit: Arc::new(crate::audit::AuditLog::disabled()),
+            metrics: Arc::clone(&h.state.metrics),
+        },
+        4096,
+        None,
+        None,
+    ));
     let loading = Harness {
         state,
         pubkey: h.pubkey.clone(),

@@ -25,7 +25,7 @@ pub use crate::config::audit::{AuditConfig, OnFailure};
 use crate::consensus::{RequestType, SlashingSubject};
 use crate::identity::ClientIdentity;
 use crate::keys::PubkeyBytes;
-use crate::metrics::Outcome;
+use crate::outcome::Outcome;
 
 pub use file::{AuditError, ChainHead, LogFile, Sink};
 pub use metrics::AuditMetrics;

@@ -113,7 +113,7 @@ impl GenerateExports {
     fn export(&mut self, index: u32, key: &ValidatorKey) -> anyhow::Result<()> {
         if let Some(b) = &self.backup {
             let path = b.dir.join(keystore_file_name(index, self.unix_time));
-            let secret = key.secret_bytes();
+            let secret = key.secret_bytes()?;
             let store = Keystore::encrypt(
                 &secret,
                 key.pubkey(),
@@ -138,7 +138,7 @@ impl GenerateExports {
             self.backups.push(path);
         }
         if let Some((params, _)) = &self.deposit {
-            self.deposits.push(params.sign(key));
+            self.deposits.push(params.sign(key)?);
         }
         Ok(())
     }
@@ -255,7 +255,10 @@ mod tests {
             let store = Keystore::from_file(p).unwrap();
             assert_eq!(store.path(), format!("m/12381/3600/{i}/0/0"));
             assert_eq!(store.pubkey(), Some(*k.pubkey()));
-            assert_eq!(*store.decrypt("correct horse").unwrap(), *k.secret_bytes());
+            assert_eq!(
+                *store.decrypt("correct horse").unwrap(),
+                *k.secret_bytes().unwrap()
+            );
         }
 
         // Only k4 "sealed": the file lists it alone.

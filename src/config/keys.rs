@@ -21,6 +21,8 @@ pub struct KeysConfig {
     pub sealed: Option<PathBuf>,
     /// Load the first N well-known interop test keys. They are PUBLIC: devnets only.
     pub interop_keys: Option<u64>,
+    /// `[[keys.remote]]`: keys whose signatures another Web3Signer-compatible signer makes.
+    pub remote: Vec<crate::keys::remote::RemoteKeysConfig>,
 }
 
 /// Flags of `[keys]`.

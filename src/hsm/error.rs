@@ -178,6 +178,9 @@ pub enum HsmError {
         /// The check that failed.
         source: crate::keys::KeyError,
     },
+    /// The key's secret is not in this process (a remote key): it cannot be sealed.
+    #[error("{0}")]
+    NotExportable(String),
     /// A key is already sealed in the output directory; sealed files are never overwritten.
     #[error("{} already exists; not overwriting a sealed key", path.display())]
     AlreadySealed {

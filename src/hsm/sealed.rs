@@ -336,13 +336,10 @@ pub fn seal_key(hsm: &HsmSession, key: &ValidatorKey, out_dir: &Path) -> Result<
     if path.exists() {
         return Err(HsmError::AlreadySealed { path });
     }
-    let json = seal_to_json(
-        hsm,
-        hsm.kek_label(),
-        key.pubkey(),
-        &key.secret_bytes(),
-        &path,
-    )?;
+    let secret = key
+        .secret_bytes()
+        .map_err(|e| HsmError::NotExportable(e.to_string()))?;
+    let json = seal_to_json(hsm, hsm.kek_label(), key.pubkey(), &secret, &path)?;
     write_atomic(&path, json.as_bytes(), false)?;
     Ok(path)
 }
@@ -500,7 +497,10 @@ pub fn reseal_all(
             }
             let old_kek = hsm.find_kek(&file.kek_label)?;
             let key = hsm.with_main(|s| unseal_on(hsm, s, old_kek, &file))?;
-            let json = seal_to_json(hsm, new_kek_label, &file.pubkey, &key.secret_bytes(), path)?;
+            let secret = key
+                .secret_bytes()
+                .map_err(|e| HsmError::NotExportable(e.to_string()))?;
+            let json = seal_to_json(hsm, new_kek_label, &file.pubkey, &secret, path)?;
             write_atomic(path, json.as_bytes(), true)?;
             Ok(true)
         };

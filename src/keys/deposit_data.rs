@@ -14,7 +14,7 @@ use crate::consensus::domain::{compute_domain, compute_signing_root, DOMAIN_DEPO
 use crate::consensus::wire::{Bytes, Bytes32, Quantity};
 use crate::consensus::{Network, Root};
 
-use super::{PubkeyBytes, SignatureBytes, ValidatorKey};
+use super::{NotExportable, PubkeyBytes, SignatureBytes, ValidatorKey};
 
 /// The `deposit_cli_version` written: the staking-deposit-cli release whose file format
 /// this follows. The launchpad refuses files from versions before 1.0.0.
@@ -151,10 +151,15 @@ impl DepositParams {
         compute_signing_root(self.message(pubkey).tree_hash_root(), domain)
     }
 
-    /// Signs the deposit of `key` and returns its deposit-data entry.
-    pub fn sign(&self, key: &ValidatorKey) -> DepositDatum {
-        let signature = key.sign(&self.signing_root(key.pubkey()));
-        self.datum(key.pubkey(), &signature)
+    /// Signs the deposit of `key` and returns its deposit-data entry; an error for a key
+    /// whose secret is not in this process.
+    pub fn sign(&self, key: &ValidatorKey) -> Result<DepositDatum, NotExportable> {
+        let secret = key.local_secret().ok_or_else(|| NotExportable {
+            pubkey: super::pubkey_hex(key.pubkey()),
+            kind: key.backend().kind(),
+        })?;
+        let signature = secret.sign(&self.signing_root(key.pubkey()));
+        Ok(self.datum(key.pubkey(), &signature))
     }
 
     /// The deposit-data entry of `pubkey` with an existing `signature`.
@@ -307,7 +312,7 @@ mod tests {
         for kat in kats {
             let p = params(kat.fork_version, kat.amount);
             assert_eq!(hex::encode(p.signing_root(key.pubkey())), kat.signing_root);
-            let d = p.sign(&key);
+            let d = p.sign(&key).unwrap();
             assert_eq!(d.deposit_message_root, kat.deposit_message_root);
             assert_eq!(d.signature, kat.signature, "byte-identical to py_ecc");
             assert_eq!(d.deposit_data_root, kat.deposit_data_root);
@@ -321,7 +326,7 @@ mod tests {
         let p = params("0x00000001", DEFAULT_DEPOSIT_GWEI);
         for i in 0..3 {
             let key = interop_key(i);
-            let d = p.sign(&key);
+            let d = p.sign(&key).unwrap();
             let root = p.signing_root(key.pubkey());
             assert!(verify(key.pubkey(), &root, &d.signature));
             // Bound to the fork version: not valid in mainnet's deposit domain.
@@ -337,7 +342,10 @@ mod tests {
     #[test]
     fn json_has_the_launchpad_fields_in_order_without_0x() {
         let p = params("0x00000001", DEFAULT_DEPOSIT_GWEI);
-        let entries = vec![p.sign(&interop_key(0)), p.sign(&interop_key(1))];
+        let entries = vec![
+            p.sign(&interop_key(0)).unwrap(),
+            p.sign(&interop_key(1)).unwrap(),
+        ];
         let text = deposit_data_json(&entries);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let arr = v.as_array().unwrap();

@@ -1,36 +1,31 @@
-//! Validator keys: where they come from (key sources), and the in-memory key table that
-//! the signing path reads.
+//! Validator keys: where they come from (key sources), how each signs (its
+//! [`KeyBackend`]), and the in-memory key table that the signing path reads.
 //!
-//! Every source ends in the same place: a [`ValidatorKey`] built from 32 secret bytes by
-//! [`ValidatorKey::from_secret_bytes`], inserted into the [`KeyTable`].
+//! Every source ends in the same place: a [`ValidatorKey`] inserted into the [`KeyTable`].
+//! Local sources build it from 32 secret bytes ([`ValidatorKey::from_secret_bytes`]);
+//! remote keys ([`remote`]) from a configured pubkey and the signer that holds the secret.
 
+pub mod backend;
 pub mod deposit_data;
-mod fixed_base;
 pub mod interop;
 pub mod keystore;
 pub mod loader;
 pub mod password;
-mod secret;
+pub mod remote;
 pub mod sources;
 mod table;
+mod validator_key;
 pub mod web3signer;
 
-pub use fixed_base::FixedBaseTable;
+pub use crate::bls::{FixedBaseTable, HashedRoot, PubkeyBytes, SignatureBytes, BLS_DST};
+pub use backend::{BackendError, KeyBackend, RemoteSignRequest, RemoteSigner};
 pub use loader::{LoadJob, LoadProgress};
-pub use secret::{HashedRoot, ValidatorKey};
 pub use table::{DuplicateKey, KeyTable};
+pub use validator_key::{NotExportable, ValidatorKey};
 
 pub use interop::interop_secret;
 pub use keystore::{Kdf, Keystore, KeystoreError};
 pub use sources::{load_jobs, SourceError};
-
-/// A compressed BLS12-381 G1 public key.
-pub type PubkeyBytes = [u8; 48];
-/// A compressed BLS12-381 G2 signature.
-pub type SignatureBytes = [u8; 96];
-
-/// The Ethereum proof-of-stake BLS ciphersuite (proof-of-possession scheme).
-pub const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
 /// Where a loaded key came from; shown by `keys list` and in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -48,17 +43,20 @@ pub enum KeySource {
     Sealed,
     /// A key imported through the keymanager API.
     Imported,
+    /// A key signed for by another signer (`[[keys.remote]]`).
+    Remote,
 }
 
 impl KeySource {
     /// Every key source, for metrics that report each one.
-    pub const ALL: [KeySource; 6] = [
+    pub const ALL: [KeySource; 7] = [
         KeySource::Keystore,
         KeySource::Web3SignerKeystore,
         KeySource::Web3SignerRaw,
         KeySource::Interop,
         KeySource::Sealed,
         KeySource::Imported,
+        KeySource::Remote,
     ];
 
     /// The name used in metrics labels and listings.
@@ -70,6 +68,7 @@ impl KeySource {
             KeySource::Interop => "interop",
             KeySource::Sealed => "sealed",
             KeySource::Imported => "imported",
+            KeySource::Remote => "remote",
         }
     }
 }

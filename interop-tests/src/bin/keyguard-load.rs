@@ -460,17 +460,13 @@ fn raw_blst_rate(seconds: f64, cpus: &[usize]) -> RawRate {
                         }
                         let mut ikm = [7u8; 32];
                         ikm[0] = t as u8;
-                        let key = keyguard::keys::ValidatorKey::from_secret_bytes(
-                            &zeroize::Zeroizing::new(
-                                blst::min_pk::SecretKey::key_gen(&ikm, &[])
-                                    .expect("ikm is 32 bytes")
-                                    .to_bytes(),
-                            ),
-                            keyguard::keys::KeySource::Interop,
-                            "bench",
-                        )
+                        let key = keyguard::bls::SecretKey::from_bytes(&zeroize::Zeroizing::new(
+                            blst::min_pk::SecretKey::key_gen(&ikm, &[])
+                                .expect("ikm is 32 bytes")
+                                .to_bytes(),
+                        ))
                         .expect("valid key");
-                        let hashed = keyguard::keys::HashedRoot::new(&[1u8; 32]);
+                        let hashed = keyguard::bls::HashedRoot::new(&[1u8; 32]);
                         let mut n = 0u64;
                         let mut root = [0u8; 32];
                         while Instant::now() < deadline {

@@ -201,7 +201,7 @@ fn zeroize_affine(p: &mut blst::blst_p2_affine) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{HashedRoot, KeySource, ValidatorKey};
+    use crate::bls::{HashedRoot, SecretKey};
     use zeroize::Zeroizing;
 
     /// The value the Booth digits stand for, as a big integer in 64-bit limbs (signed
@@ -261,9 +261,8 @@ mod tests {
         }
     }
 
-    fn key(secret: [u8; 32]) -> ValidatorKey {
-        ValidatorKey::from_secret_bytes(&Zeroizing::new(secret), KeySource::Keystore, "t")
-            .expect("valid secret")
+    fn key(secret: [u8; 32]) -> SecretKey {
+        SecretKey::from_bytes(&Zeroizing::new(secret)).expect("valid secret")
     }
 
     #[test]

@@ -1,16 +1,16 @@
-//! The BLS signing pool: signatures are computed on dedicated threads sized to the cores,
+//! The BLS signing pool (local keys only): signatures are computed on dedicated threads sized to the cores,
 //! never on the async runtime's threads, so HTTP and database work keep flowing.
 //!
 //! Many validators sign the same root (from Electra on, every attestation of a slot that
 //! agrees on the head; also randao reveals, aggregation slots, sync-committee messages).
 //! Hash-to-G2 of a root is half the cost of a signature and public, so it is computed once
-//! per root and kept in a small bounded cache. A root that keeps being signed gets a
-//! fixed-base table of its point ([`FixedBaseTable`]), which halves the remaining cost.
+//! per root and kept in a small bounded cache ([`super::root_cache`]). A root that keeps
+//! being signed gets a fixed-base table of its point ([`FixedBaseTable`]), which halves the
+//! remaining cost.
 //!
 //! The pool also paces the slashing database's group commit ([`SigningPool::pacer`]): while
 //! signatures are queued, a commit may wait for more records without delaying anyone.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -18,21 +18,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::keys::{FixedBaseTable, HashedRoot, SignatureBytes, ValidatorKey};
+use super::root_cache::{Prepared, RootCache, ROOT_CACHE_CAPACITY, TABLE_CAPACITY};
+use crate::bls::{FixedBaseTable, SecretKey, SignatureBytes};
 use crate::metrics::{Metrics, SignPath};
-
-/// How many distinct signing roots keep their hash-to-G2 point. A slot has at most a few
-/// dozen distinct shared roots (committees, subnets), so this covers several slots.
-pub const ROOT_CACHE_CAPACITY: usize = 1024;
-
-/// A root gets a fixed-base table once this many signatures have used it. Building one
-/// costs about as much as 20 signatures save, so only roots that many keys sign (a slot's
-/// attestation data, selection proofs, sync-committee roots of large operators) get one.
-pub const TABLE_MIN_USES: u32 = 24;
-
-/// How many roots keep a table at once (about 156 KiB each: 64 tables are 10 MiB). A slot
-/// has a handful of widely shared roots, so this covers several slots.
-pub const TABLE_CAPACITY: usize = 64;
 
 /// A fixed pool of signing threads. Idle threads block on the job queue (no spinning), so
 /// on a busy core they leave every cycle to the HTTP and database threads.
@@ -44,7 +32,7 @@ pub struct SigningPool {
 
 /// One signature to compute, and where to send it.
 struct SignJob {
-    key: Arc<ValidatorKey>,
+    secret: Arc<SecretKey>,
     signing_root: [u8; 32],
     reply: tokio::sync::oneshot::Sender<SignatureBytes>,
 }
@@ -147,16 +135,17 @@ impl SigningPool {
         })
     }
 
-    /// Signs `signing_root` with `key` on the pool and returns the compressed signature.
+    /// Signs `signing_root` with the local key `secret` on the pool and returns the
+    /// compressed signature.
     pub async fn sign(
         &self,
-        key: Arc<ValidatorKey>,
+        secret: Arc<SecretKey>,
         signing_root: [u8; 32],
     ) -> Result<SignatureBytes, PoolClosed> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.load.queued.fetch_add(1, Ordering::Relaxed);
         let sent = self.jobs.send(SignJob {
-            key,
+            secret,
             signing_root,
             reply,
         });
@@ -185,8 +174,8 @@ impl Worker {
             let Ok(job) = job else { return };
             self.load.queued.fetch_sub(1, Ordering::Relaxed);
             let started = Instant::now();
-            let (signature, path, table_build) = self.sign(&job.key, &job.signing_root);
-            drop(job.key);
+            let (signature, path, table_build) = self.sign(&job.secret, &job.signing_root);
+            drop(job.secret);
             let took = started.elapsed();
             // A table build is a one-off: it must not inflate the per-signature estimate
             // that paces the database's commits.
@@ -200,7 +189,7 @@ impl Worker {
 
     /// The signature, by the cheapest way the root cache allows, which way that was, and
     /// the time spent building the root's table (zero unless this call built it).
-    fn sign(&self, key: &ValidatorKey, root: &[u8; 32]) -> (SignatureBytes, SignPath, Duration) {
+    fn sign(&self, key: &SecretKey, root: &[u8; 32]) -> (SignatureBytes, SignPath, Duration) {
         let no_build = Duration::ZERO;
         match self.roots.prepare(root) {
             Prepared::Table(table) => (key.sign_with_table(&table), SignPath::FixedBase, no_build),
@@ -217,155 +206,15 @@ impl Worker {
     }
 }
 
-/// What the root cache has for a root.
-enum Prepared {
-    /// A fixed-base table of the root's point.
-    Table(Arc<FixedBaseTable>),
-    /// The root's hash-to-G2 point, from the cache.
-    Hashed(Arc<HashedRoot>),
-    /// The root's hash-to-G2 point, just computed (the root was not cached).
-    NewRoot(Arc<HashedRoot>),
-    /// The point, and this caller should build the root's table (exactly one caller is
-    /// told so per root).
-    BuildTable(Arc<HashedRoot>),
-}
-
-/// Bounded map signing root -> hash-to-G2 point (and, for roots signed often, a
-/// fixed-base table), evicting the oldest entry when full.
-struct RootCache {
-    capacity: usize,
-    table_capacity: usize,
-    inner: Mutex<RootCacheInner>,
-}
-
-/// A cached root.
-struct CachedRoot {
-    hashed: Arc<HashedRoot>,
-    uses: u32,
-    table: Option<Arc<FixedBaseTable>>,
-}
-
-#[derive(Default)]
-struct RootCacheInner {
-    points: HashMap<[u8; 32], CachedRoot>,
-    order: VecDeque<[u8; 32]>,
-    /// Roots that were given a table, oldest first.
-    tables: VecDeque<[u8; 32]>,
-}
-
-impl RootCache {
-    fn new(capacity: usize, table_capacity: usize) -> Self {
-        Self {
-            capacity,
-            table_capacity,
-            inner: Mutex::default(),
-        }
-    }
-
-    /// What is cached for `root`, counting this use. A new root is hashed outside the
-    /// lock (two threads may both hash it once, which is cheaper than making one wait).
-    fn prepare(&self, root: &[u8; 32]) -> Prepared {
-        if let Some(hit) = self.inner.lock().points.get_mut(root) {
-            if let Some(table) = &hit.table {
-                return Prepared::Table(Arc::clone(table));
-            }
-            hit.uses = hit.uses.saturating_add(1);
-            let hashed = Arc::clone(&hit.hashed);
-            return if hit.uses == TABLE_MIN_USES {
-                Prepared::BuildTable(hashed)
-            } else {
-                Prepared::Hashed(hashed)
-            };
-        }
-        let hashed = Arc::new(HashedRoot::new(root));
-        let mut inner = self.inner.lock();
-        let cached = CachedRoot {
-            hashed: Arc::clone(&hashed),
-            uses: 1,
-            table: None,
-        };
-        if inner.points.insert(*root, cached).is_none() {
-            inner.order.push_back(*root);
-            while inner.order.len() > self.capacity {
-                if let Some(old) = inner.order.pop_front() {
-                    inner.points.remove(&old);
-                }
-            }
-        }
-        Prepared::NewRoot(hashed)
-    }
-
-    /// Keeps `table` for `root` (if the root is still cached), dropping the oldest table
-    /// beyond the table capacity.
-    fn install_table(&self, root: &[u8; 32], table: Arc<FixedBaseTable>) {
-        let mut inner = self.inner.lock();
-        let Some(cached) = inner.points.get_mut(root) else {
-            return;
-        };
-        cached.table = Some(table);
-        inner.tables.push_back(*root);
-        while inner.tables.len() > self.table_capacity {
-            if let Some(old) = inner.tables.pop_front() {
-                if let Some(cached) = inner.points.get_mut(&old) {
-                    cached.table = None;
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.inner.lock().points.len()
-    }
-
-    #[cfg(test)]
-    fn tables(&self) -> usize {
-        let inner = self.inner.lock();
-        inner.points.values().filter(|c| c.table.is_some()).count()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeySource;
     use zeroize::Zeroizing;
 
-    #[test]
-    fn cache_is_bounded_and_evicts_oldest() {
-        let cache = RootCache::new(3, 2);
-        for i in 0..5u8 {
-            cache.prepare(&[i; 32]);
-        }
-        assert_eq!(cache.len(), 3);
-        let inner = cache.inner.lock();
-        assert!(!inner.points.contains_key(&[0u8; 32]));
-        assert!(inner.points.contains_key(&[4u8; 32]));
-    }
-
-    #[test]
-    fn a_root_gets_one_table_after_min_uses_and_tables_are_bounded() {
-        let cache = RootCache::new(10, 2);
-        for n in 0..3u8 {
-            let root = [n; 32];
-            assert!(matches!(cache.prepare(&root), Prepared::NewRoot(_)));
-            for _ in 2..TABLE_MIN_USES {
-                assert!(matches!(cache.prepare(&root), Prepared::Hashed(_)));
-            }
-            let Prepared::BuildTable(hashed) = cache.prepare(&root) else {
-                panic!("use {TABLE_MIN_USES} builds the table");
-            };
-            // Others keep signing with the point while the table is built.
-            assert!(matches!(cache.prepare(&root), Prepared::Hashed(_)));
-            cache.install_table(&root, Arc::new(FixedBaseTable::new(hashed.point())));
-            assert!(matches!(cache.prepare(&root), Prepared::Table(_)));
-        }
-        assert_eq!(cache.tables(), 2, "table capacity");
-        assert!(
-            matches!(cache.prepare(&[0u8; 32]), Prepared::Hashed(_)),
-            "the oldest root lost its table"
-        );
-        assert!(matches!(cache.prepare(&[2u8; 32]), Prepared::Table(_)));
+    fn secret(n: u8) -> Arc<SecretKey> {
+        let mut b = [0u8; 32];
+        b[31] = n;
+        Arc::new(SecretKey::from_bytes(&Zeroizing::new(b)).unwrap())
     }
 
     #[test]
@@ -401,16 +250,7 @@ mod tests {
             .map(|n| {
                 let pool = Arc::clone(&pool);
                 tokio::spawn(async move {
-                    let mut b = [0u8; 32];
-                    b[31] = n;
-                    let key = Arc::new(
-                        ValidatorKey::from_secret_bytes(
-                            &Zeroizing::new(b),
-                            KeySource::Keystore,
-                            "t",
-                        )
-                        .unwrap(),
-                    );
+                    let key = secret(n);
                     // Half the requests share a root (more than TABLE_MIN_USES, so the
                     // later ones use its table), half have their own.
                     let root = if n % 2 == 0 { [9u8; 32] } else { [n; 32] };
@@ -427,11 +267,7 @@ mod tests {
     #[tokio::test]
     async fn pool_signature_equals_direct_signature() {
         let pool = SigningPool::new(2).unwrap();
-        let mut b = [0u8; 32];
-        b[31] = 5;
-        let key = Arc::new(
-            ValidatorKey::from_secret_bytes(&Zeroizing::new(b), KeySource::Keystore, "t").unwrap(),
-        );
+        let key = secret(5);
         for root in [[1u8; 32], [2u8; 32], [1u8; 32]] {
             let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
             assert_eq!(sig, key.sign(&root));

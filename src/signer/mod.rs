@@ -1,0 +1,167 @@
+//! The signing pipeline: one sign request from the pubkey and body to a signature or a
+//! typed refusal. No HTTP here; `api/` only turns [`SignError`] into a status and message.
+//!
+//! Read top to bottom, one file per stage, in an order never changed for speed:
+//!
+//! 1. [`lookup`]: parse the pubkey, check the client's scope, find the key.
+//! 2. prepare (here, through `consensus::prepare`): recompute the signing root from the
+//!    payload; the client's root is never trusted.
+//! 3. audit (here): hold a place in the audit log, so that with `on_failure = "refuse"`
+//!    nothing is recorded or signed while the log is broken.
+//! 4. [`protect`]: blocks and attestations are checked and recorded durably in the
+//!    slashing database.
+//! 5. [`sign`]: the key's backend signs ([`pool`] for local keys; a remote backend is
+//!    awaited and its answer verified).
+//!
+//! Whatever the outcome, the request is counted in the metrics and recorded in the audit
+//! log with what became known about it.
+
+mod error;
+mod lookup;
+pub mod pool;
+mod protect;
+mod root_cache;
+mod sign;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use error::{BodyError, SignError};
+pub use pool::{PoolClosed, SigningPool};
+
+use crate::access::{AccessPolicy, ClientIdentity};
+use crate::audit::{AuditLog, AuditReservation, SigningDecision};
+use crate::consensus::{self, Network, RequestType, SlashingSubject};
+use crate::keys::{KeyTable, LoadProgress, SignatureBytes};
+use crate::metrics::Metrics;
+use crate::outcome::{Outcome, UNKNOWN_REQUEST_TYPE};
+
+/// Everything the pipeline reads; shared by all requests.
+pub struct Signer {
+    /// The network whose fork schedule and preset decide signing roots.
+    pub network: Network,
+    /// Loaded keys.
+    pub keys: Arc<KeyTable>,
+    /// Key-loading progress: a missing key is "still loading" until loading finished.
+    pub key_progress: Arc<LoadProgress>,
+    /// The slashing database; `None` refuses blocks and attestations.
+    pub slashing: Option<slashing_db::SlashingDb>,
+    /// Where local keys' BLS signatures are computed.
+    pub pool: SigningPool,
+    /// Key scopes of clients.
+    pub access: Arc<AccessPolicy>,
+    /// The audit log (a no-op when disabled).
+    pub audit: Arc<AuditLog>,
+    /// Request counts and latencies.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A signature that may be released.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed {
+    /// The compressed BLS signature.
+    pub signature: SignatureBytes,
+    /// What was signed.
+    pub request_type: RequestType,
+}
+
+/// What became known about a request on its way through the pipeline; the audit log
+/// records it whatever the outcome.
+#[derive(Default)]
+struct Trace {
+    request_type: Option<RequestType>,
+    subject: Option<SlashingSubject>,
+    signing_root: Option<[u8; 32]>,
+    /// The decision's place in the audit queue, held from before slashing protection
+    /// records anything until the outcome is known.
+    audit: Option<AuditReservation>,
+}
+
+impl Signer {
+    /// Signs one request for `client` with the key `pubkey` (as sent: hex, with or without
+    /// `0x`), or says why not. Counts it in the metrics and records it in the audit log.
+    pub async fn sign(
+        &self,
+        client: &ClientIdentity,
+        pubkey: &str,
+        body: Result<&[u8], BodyError>,
+    ) -> Result<Signed, SignError> {
+        let started = Instant::now();
+        let mut trace = Trace::default();
+        let result = self.run(client, pubkey, body, &mut trace).await;
+        let type_label = trace
+            .request_type
+            .map_or(UNKNOWN_REQUEST_TYPE, |t| t.as_str());
+        let outcome = match &result {
+            Ok(_) => Outcome::Signed,
+            Err(err) => err.outcome(),
+        };
+        self.metrics
+            .observe_request(type_label, outcome, started.elapsed());
+        let decision = SigningDecision {
+            client,
+            pubkey,
+            request_type: trace.request_type,
+            subject: trace.subject,
+            signing_root: trace.signing_root,
+            outcome,
+        };
+        self.audit.record_signing(&decision, trace.audit.take());
+        if let Err(err) = &result {
+            log_refusal(pubkey, err);
+        }
+        result
+    }
+
+    /// The stages, in order.
+    async fn run(
+        &self,
+        client: &ClientIdentity,
+        pubkey: &str,
+        body: Result<&[u8], BodyError>,
+        trace: &mut Trace,
+    ) -> Result<Signed, SignError> {
+        let key = match self.find_key(client, pubkey) {
+            Ok(key) => key,
+            Err(err) => {
+                // Refused before the payload is read; still labelled with its type.
+                trace.request_type = body.ok().and_then(lookup::request_type_of);
+                return Err(err);
+            }
+        };
+        let body = body?;
+        let prepared = consensus::prepare(body, &self.network)
+            .map_err(|e| SignError::BadRequest(e.to_string()))?;
+        trace.request_type = Some(prepared.request_type);
+        trace.subject = prepared.slashing;
+        trace.signing_root = Some(prepared.signing_root);
+        trace.audit = Some(self.audit.ready().map_err(|e| {
+            tracing::error!(reason = %e.0, "refused: the audit log cannot be written");
+            SignError::Audit(e)
+        })?);
+        if let Some(subject) = prepared.slashing {
+            self.protect(key.pubkey(), &prepared, subject).await?;
+        }
+        let signature = self.sign_with(&key, prepared.signing_root, body).await?;
+        Ok(Signed {
+            signature,
+            request_type: prepared.request_type,
+        })
+    }
+}
+
+/// One log line per refused request: slashing refusals at WARN (an operator must see
+/// them; logged where decided, with the slot or epochs), client errors at INFO, errors on
+/// this side at ERROR.
+fn log_refusal(pubkey: &str, err: &SignError) {
+    match err {
+        SignError::Refused { .. } => {}
+        err if err.is_internal() => tracing::error!(%pubkey, message = %err, "not signed"),
+        other => {
+            tracing::info!(%pubkey, message = %other, outcome = other.outcome().as_str(), "bad request")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
