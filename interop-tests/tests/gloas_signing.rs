@@ -116,6 +116,10 @@ fn minimal_gloas_fixtures(doc: &Value) -> Vec<Value> {
         .iter()
         .filter(|f| f["network"] == "minimal-fixtures")
         .filter(|f| f["fork"] == "GLOAS" || f.get("boundary").is_some())
+        // The remote-signing-api examples use another genesis_validators_root, which the
+        // slashing database (bound to the first one) refuses for blocks; signing_fixtures.rs
+        // checks their roots and signatures.
+        .filter(|f| f.get("source").is_none())
         .cloned()
         .collect()
 }
