@@ -52,6 +52,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let km = crate::keymanager::startup(&config, hsm, &metrics)?;
     jobs.extend(km.jobs);
     let hsm = km.hsm;
+    // Before any key is unsealed, so every HSM operation is counted.
+    let hsm_metrics = crate::hsm::HsmMetrics::register(metrics.registry(), hsm.is_some())
+        .context("cannot register the HSM metrics")?;
+    if let Some(hsm) = &hsm {
+        hsm.attach_metrics(hsm_metrics);
+    }
     spawn_key_loading(
         jobs,
         Arc::clone(&keys),
