@@ -26,10 +26,9 @@
 //! | `process_*` (CPU seconds, RSS, open fds, ...) | various | | the `prometheus` crate's process collector (Linux) |
 //!
 //! Subsystems register further families on [`Metrics::registry`] and feed them themselves:
-//! the HSM (`crate::hsm::HsmMetrics`: `keyguard_hsm_operations_total`,
-//! `keyguard_hsm_errors_total`, `keyguard_hsm_up`), the audit log
-//! (`crate::audit::AuditMetrics`), the keymanager API (`crate::keymanager::KeymanagerMetrics`)
-//! and the TLS listener (`crate::tls::listener::TlsMetrics`).
+//! the HSM (`hsm/metrics.rs`: `keyguard_hsm_operations_total`, `keyguard_hsm_errors_total`,
+//! `keyguard_hsm_up`), the audit log (`audit/metrics.rs`), the keymanager API
+//! (`keymanager/metrics.rs`) and the TLS listener (`tls/listener.rs`).
 //!
 //! # Web3Signer compatibility names
 //!
