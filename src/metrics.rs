@@ -17,14 +17,18 @@
 //! | `keyguard_slashing_check_duration_seconds` | histogram | | [`Metrics::slashing_check_latency`] |
 //! | `keyguard_slashing_commit_batch_size` | histogram | | [`Metrics::slashing_commit`] |
 //! | `keyguard_slashing_commit_duration_seconds` | histogram | | [`Metrics::slashing_commit`] |
-//! | `keyguard_slashing_refusals_total` | counter | `reason` | [`Metrics::slashing_refusal`] |
+//! | `keyguard_slashing_refusals_total` | counter | `reason` (each of `slashing_db::Refusal::REASONS` at 0 from start-up) | [`Metrics::slashing_refusal`] |
+//! | `keyguard_slashing_db_up` | gauge | | [`Metrics::set_slashing_db_up`] (at each scrape) |
 //! | `keyguard_keys_loaded` | gauge | `source`, `state` | [`Metrics::set_keys`], [`Metrics::add_keys`] |
 //! | `keyguard_key_loading_progress_ratio` | gauge | | [`Metrics::set_key_loading_progress`] |
-//! | `keyguard_key_loading_duration_seconds` | gauge | | [`Metrics::set_key_loading_duration`] |
-//! | `keyguard_hsm_operations_total` | counter | `operation` | [`Metrics::observe_hsm_operation`] |
-//! | `keyguard_hsm_errors_total` | counter | `operation` | [`Metrics::observe_hsm_operation`] |
+//! | `keyguard_key_loading_duration_seconds` | gauge | | [`Metrics::set_key_loading_duration`] (at each scrape, from the loader's progress) |
 //! | `keyguard_build_info` | gauge (always 1) | `version` | [`Metrics::new`] |
 //! | `process_*` (CPU seconds, RSS, open fds, ...) | various | | the `prometheus` crate's process collector (Linux) |
+//!
+//! Subsystems register further families on [`Metrics::registry`] and feed them themselves:
+//! the HSM (`hsm/metrics.rs`: `keyguard_hsm_operations_total`, `keyguard_hsm_errors_total`,
+//! `keyguard_hsm_up`), the audit log (`audit/metrics.rs`), the keymanager API
+//! (`keymanager/metrics.rs`) and the TLS listener (`tls/listener.rs`).
 //!
 //! # Web3Signer compatibility names
 //!
@@ -162,8 +166,7 @@ pub struct Metrics {
     keys_loaded: IntGaugeVec,
     key_loading_progress: prometheus::Gauge,
     key_loading_duration: prometheus::Gauge,
-    hsm_operations: IntCounterVec,
-    hsm_errors: IntCounterVec,
+    slashing_db_up: IntGauge,
     compat: Option<Web3SignerCompat>,
     /// Serialises key-count updates so `signing_signers_loaded_count` stays their exact sum.
     keys_lock: Mutex<()>,
@@ -315,18 +318,20 @@ impl Metrics {
             "keyguard_key_loading_duration_seconds",
             "Wall-clock time the last (or current) key loading has taken.",
         )?;
-        let hsm_operations = counter_vec(
+        // Every refusal series exists at 0, so `increase()` sees the first refusal after
+        // a restart (a series born at 1 has no earlier sample to increase from).
+        for reason in slashing_db::Refusal::REASONS {
+            slashing_refusals.get_metric_with_label_values(&[reason])?;
+        }
+        let slashing_db_up = register(
             r,
-            "keyguard_hsm_operations_total",
-            "HSM operations attempted, by operation.",
-            &["operation"],
+            IntGauge::with_opts(Opts::new(
+                "keyguard_slashing_db_up",
+                "1 while the slashing-protection database commits (or protection is off), \
+                 0 while it fails and blocks and attestations are refused.",
+            ))?,
         )?;
-        let hsm_errors = counter_vec(
-            r,
-            "keyguard_hsm_errors_total",
-            "HSM operations that failed, by operation.",
-            &["operation"],
-        )?;
+        slashing_db_up.set(1);
         let build_info = int_gauge_vec(
             r,
             "keyguard_build_info",
@@ -389,6 +394,9 @@ impl Metrics {
         // Create the common request series up front: they are exported as 0 from the start
         // (so rate() and increase() see their first increment) and never allocate later.
         for request_type in RequestType::ALL.iter().map(RequestType::as_str) {
+            // The latency panels read the signed requests' histogram.
+            sign_request_duration
+                .get_metric_with_label_values(&[request_type, Outcome::Signed.as_str()])?;
             for outcome in Outcome::WITHOUT_REASON {
                 sign_requests.get_metric_with_label_values(&[
                     request_type,
@@ -416,8 +424,7 @@ impl Metrics {
             keys_loaded,
             key_loading_progress,
             key_loading_duration,
-            hsm_operations,
-            hsm_errors,
+            slashing_db_up,
             compat,
             keys_lock: Mutex::new(()),
         })
@@ -576,21 +583,10 @@ impl Metrics {
         self.key_loading_duration.set(elapsed.as_secs_f64());
     }
 
-    /// Records one HSM operation (e.g. `"login"`, `"unseal"`, `"seal"`):
-    /// `keyguard_hsm_operations_total{operation}` +1 and, if it failed,
-    /// `keyguard_hsm_errors_total{operation}` +1.
-    pub fn observe_hsm_operation(&self, operation: &'static str, succeeded: bool) {
-        if let Ok(c) = self
-            .hsm_operations
-            .get_metric_with_label_values(&[operation])
-        {
-            c.inc();
-        }
-        if !succeeded {
-            if let Ok(c) = self.hsm_errors.get_metric_with_label_values(&[operation]) {
-                c.inc();
-            }
-        }
+    /// Sets `keyguard_slashing_db_up`: whether the slashing-protection database's last
+    /// transaction committed.
+    pub fn set_slashing_db_up(&self, up: bool) {
+        self.slashing_db_up.set(i64::from(up));
     }
 }
 
@@ -927,20 +923,16 @@ mod tests {
     }
 
     #[test]
-    fn hsm_counters() {
-        let d = recorded(false, |m| {
-            m.observe_hsm_operation("unseal", true);
-            m.observe_hsm_operation("unseal", false);
-            m.observe_hsm_operation("login", true);
-        });
-        expect(
-            &d,
-            &[
-                (r#"keyguard_hsm_operations_total{operation="unseal"}"#, 2.0),
-                (r#"keyguard_hsm_operations_total{operation="login"}"#, 1.0),
-                (r#"keyguard_hsm_errors_total{operation="unseal"}"#, 1.0),
-            ],
-        );
+    fn refusal_series_exist_at_zero_and_db_up_follows_health() {
+        let m = Metrics::new(false).expect("metrics");
+        let s = parse(&m.encode());
+        for reason in slashing_db::Refusal::REASONS {
+            let key = format!(r#"keyguard_slashing_refusals_total{{reason="{reason}"}}"#);
+            assert_eq!(s.get(&key), Some(&0.0), "{key}");
+        }
+        assert_eq!(s.get("keyguard_slashing_db_up"), Some(&1.0));
+        let d = recorded(false, |m| m.set_slashing_db_up(false));
+        expect(&d, &[("keyguard_slashing_db_up", -1.0)]);
     }
 
     #[test]
@@ -966,11 +958,18 @@ mod tests {
                 t.as_str()
             );
             assert_eq!(s.get(&key), Some(&0.0));
+            let key = format!(
+                r#"keyguard_sign_request_duration_seconds_count{{outcome="signed",type="{}"}}"#,
+                t.as_str()
+            );
+            assert_eq!(s.get(&key), Some(&0.0));
         }
         // Two instances have independent registries.
         let other = Metrics::new(false).expect("second metrics");
         other.slashing_refusal("x");
-        assert!(!m.encode().contains("keyguard_slashing_refusals_total{"));
+        assert!(!m
+            .encode()
+            .contains(r#"keyguard_slashing_refusals_total{reason="x"}"#));
     }
 
     #[test]

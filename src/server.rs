@@ -63,6 +63,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let hsm = inventory.hsm;
+    // Before any key is unsealed, so every HSM operation is counted.
+    let hsm_metrics = crate::hsm::HsmMetrics::register(metrics.registry(), hsm.is_some())
+        .context("cannot register the HSM metrics")?;
+    if let Some(hsm) = &hsm {
+        hsm.attach_metrics(hsm_metrics);
+    }
     spawn_key_loading(
         inventory.jobs,
         Arc::clone(&keys),

@@ -191,6 +191,21 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every value [`Refusal::reason`] can return, so a metrics exporter can create each
+    /// refusal series at 0 before the first refusal.
+    pub const REASONS: [&'static str; 10] = [
+        "wrong_genesis_validators_root",
+        "high_watermark",
+        "double_block_proposal",
+        "block_slot_not_above_watermark",
+        "source_greater_than_target",
+        "double_vote",
+        "surrounding_vote",
+        "surrounded_vote",
+        "attestation_source_below_watermark",
+        "attestation_target_not_above_watermark",
+    ];
+
     /// Stable snake_case label, for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -321,4 +336,69 @@ fn format_problems(problems: &[ImportProblem], total: usize) -> String {
         s.push_str(&format!("\n  ... and {} more", total - 100));
     }
     s
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::Refusal;
+
+    #[test]
+    fn every_reason_is_listed() {
+        let (e, r) = (1, [0u8; 32]);
+        let all = [
+            Refusal::WrongGenesisValidatorsRoot {
+                bound: r,
+                requested: r,
+            },
+            Refusal::HighWatermarkBlock {
+                slot: e,
+                watermark_slot: e,
+            },
+            Refusal::HighWatermarkAttestation {
+                source_epoch: e,
+                target_epoch: e,
+                watermark_epoch: e,
+            },
+            Refusal::DoubleBlockProposal { slot: e },
+            Refusal::BlockSlotNotAboveWatermark {
+                slot: e,
+                lowest_slot: e,
+            },
+            Refusal::SourceGreaterThanTarget {
+                source_epoch: e,
+                target_epoch: e,
+            },
+            Refusal::DoubleVote {
+                source_epoch: e,
+                target_epoch: e,
+                existing_source_epoch: e,
+            },
+            Refusal::SurroundingVote {
+                source_epoch: e,
+                target_epoch: e,
+                existing_source_epoch: e,
+                existing_target_epoch: e,
+            },
+            Refusal::SurroundedVote {
+                source_epoch: e,
+                target_epoch: e,
+                existing_source_epoch: e,
+                existing_target_epoch: e,
+            },
+            Refusal::AttestationSourceBelowWatermark {
+                source_epoch: e,
+                lowest_source_epoch: e,
+            },
+            Refusal::AttestationTargetNotAboveWatermark {
+                target_epoch: e,
+                lowest_target_epoch: e,
+            },
+        ];
+        let mut seen: Vec<&str> = all.iter().map(Refusal::reason).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut listed = Refusal::REASONS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(seen, listed);
+    }
 }

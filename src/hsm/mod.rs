@@ -11,7 +11,9 @@
 //! 1. [`harden_process`];
 //! 2. [`HsmSession::open`] with an [`HsmConfig`], then [`HsmSession::require_kek`];
 //! 3. [`sealed_load_jobs`] into `keys::loader::run_jobs`;
-//! 4. [`HsmSession::check_alive`] from the health check.
+//! 4. [`HsmSession::check_alive`] from the health check;
+//! 5. [`HsmMetrics::register`] and [`HsmSession::attach_metrics`]: the session counts its
+//!    own operations and errors, and its probes set `keyguard_hsm_up`.
 //!
 //! Setup and maintenance: [`init_kek`], [`seal_key`], [`generate_keys`], [`reseal_all`],
 //! [`destroy_sealed`]; the `keyguard hsm …` / `keyguard keys …` commands that drive them
@@ -20,6 +22,7 @@
 mod config;
 mod error;
 mod kek;
+mod metrics;
 mod sealed;
 mod token;
 
@@ -27,6 +30,7 @@ pub use crate::config::hsm::{HsmConfig, DEFAULT_KEK_LABEL};
 pub use error::HsmError;
 
 pub use kek::{create_kek, destroy_kek, init_kek};
+pub use metrics::{HsmMetrics, HsmOperation};
 pub use sealed::{
     destroy_sealed, generate_keys, generate_keys_with, list_sealed, read_sealed_file, reseal_all,
     seal_key, sealed_file_name, sealed_files, sealed_load_jobs, unseal_file, KeyCallbackError,

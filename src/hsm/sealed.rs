@@ -24,6 +24,7 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::metrics::HsmOperation;
 use super::{HsmError, HsmSession};
 use crate::durable::{self, Existing};
 use crate::keys::{KeySource, LoadJob, PubkeyBytes, ValidatorKey};
@@ -300,8 +301,12 @@ fn unseal_on(
 /// checks that the secret derives the file's pubkey.
 pub fn unseal_file(hsm: &HsmSession, path: &Path) -> Result<ValidatorKey, HsmError> {
     let file = read_sealed_file(path)?;
-    let kek = hsm.find_kek(&file.kek_label)?;
-    hsm.with_worker(|session| unseal_on(hsm, session, kek, &file))?
+    // Counted from here on: a file that is not a sealed key never reached the HSM.
+    let unsealed = hsm
+        .find_kek(&file.kek_label)
+        .and_then(|kek| hsm.with_worker(|session| unseal_on(hsm, session, kek, &file))?);
+    hsm.observe(HsmOperation::Unseal, unsealed.is_ok());
+    unsealed
 }
 
 /// One [`LoadJob`] per sealed-key file in `dir`. A bad file (modified, sealed under a KEK
@@ -315,6 +320,7 @@ pub fn sealed_load_jobs(hsm: Arc<HsmSession>, dir: &Path) -> Result<Vec<LoadJob>
             LoadJob::new(path.display().to_string(), move || {
                 unseal_file(&hsm, &path).map_err(|e| job_message(&path, &e))
             })
+            .with_source(KeySource::Sealed)
         })
         .collect())
 }
@@ -339,7 +345,9 @@ pub fn seal_key(hsm: &HsmSession, key: &ValidatorKey, out_dir: &Path) -> Result<
     let secret = key
         .secret_bytes()
         .map_err(|e| HsmError::NotExportable(e.to_string()))?;
-    let json = seal_to_json(hsm, hsm.kek_label(), key.pubkey(), &secret, &path)?;
+    let json = seal_to_json(hsm, hsm.kek_label(), key.pubkey(), &secret, &path);
+    hsm.observe(HsmOperation::Seal, json.is_ok());
+    let json = json?;
     write_atomic(&path, json.as_bytes(), false)?;
     Ok(path)
 }

@@ -23,6 +23,7 @@ use cryptoki::types::AuthPin;
 use parking_lot::Mutex;
 use zeroize::Zeroize;
 
+use super::metrics::{HsmMetrics, HsmOperation};
 use super::{HsmConfig, HsmError};
 
 /// One initialised context per module path, for the whole process.
@@ -193,6 +194,8 @@ pub struct HsmSession {
     module: PathBuf,
     token_label: String,
     kek_label: String,
+    /// Where this session counts its operations; set once by the server.
+    metrics: OnceLock<HsmMetrics>,
     ctx: Pkcs11,
 }
 
@@ -266,6 +269,7 @@ impl HsmSession {
             module: config.module.clone(),
             token_label: config.token_label.clone(),
             kek_label: config.kek_label.clone(),
+            metrics: OnceLock::new(),
             ctx,
         })
     }
@@ -296,9 +300,32 @@ impl HsmSession {
         self.find_kek(&self.kek_label).map(|_| ())
     }
 
+    /// Counts this session's operations in `metrics` from now on (a second call is
+    /// ignored), starting with the login that opened it: a failed login never gets here,
+    /// it stops start-up.
+    pub fn attach_metrics(&self, metrics: HsmMetrics) {
+        if self.metrics.set(metrics).is_ok() {
+            self.observe(HsmOperation::Login, true);
+        }
+    }
+
+    /// Records one operation's outcome in the attached metrics, if any.
+    pub(crate) fn observe(&self, operation: HsmOperation, succeeded: bool) {
+        if let Some(m) = self.metrics.get() {
+            m.observe(operation, succeeded);
+        }
+    }
+
     /// The health check: the token must still be present and the session logged in.
-    /// A removed or failed HSM turns into [`HsmError::Unavailable`].
+    /// A removed or failed HSM turns into [`HsmError::Unavailable`]. Each check is counted
+    /// (operation `health_check`) and sets `keyguard_hsm_up`.
     pub fn check_alive(&self) -> Result<(), HsmError> {
+        let result = self.probe();
+        self.observe(HsmOperation::HealthCheck, result.is_ok());
+        result
+    }
+
+    fn probe(&self) -> Result<(), HsmError> {
         let unavailable = |reason: String| HsmError::Unavailable {
             token: self.token_label.clone(),
             module: self.module.clone(),

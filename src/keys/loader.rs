@@ -2,6 +2,7 @@
 //! cores while the server already answers; [`LoadProgress`] is what `/healthcheck` reports.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rayon::prelude::*;
@@ -49,13 +50,29 @@ pub struct LoadFailure {
     pub error: String,
 }
 
-/// Progress of key loading, shared between the loader and the health check.
-#[derive(Default)]
+/// Progress of key loading, shared between the loader, the health check and the
+/// metrics (`keyguard_key_loading_duration_seconds` is [`LoadProgress::elapsed`]).
 pub struct LoadProgress {
     total: AtomicUsize,
     loaded: AtomicUsize,
     failures: Mutex<Vec<LoadFailure>>,
     finished: AtomicBool,
+    started: Instant,
+    /// How long loading took, once finished.
+    took: Mutex<Option<Duration>>,
+}
+
+impl Default for LoadProgress {
+    fn default() -> Self {
+        Self {
+            total: AtomicUsize::new(0),
+            loaded: AtomicUsize::new(0),
+            failures: Mutex::new(Vec::new()),
+            finished: AtomicBool::new(false),
+            started: Instant::now(),
+            took: Mutex::new(None),
+        }
+    }
 }
 
 /// A point-in-time copy of [`LoadProgress`].
@@ -74,7 +91,7 @@ pub struct ProgressSnapshot {
 }
 
 impl LoadProgress {
-    /// Fresh progress: nothing found yet, not finished.
+    /// Fresh progress: nothing found yet, not finished; loading time counts from now.
     pub fn new() -> Self {
         Self::default()
     }
@@ -104,9 +121,17 @@ impl LoadProgress {
         self.failures.lock().push(failure);
     }
 
-    /// Marks loading as complete.
+    /// Marks loading as complete and fixes [`LoadProgress::elapsed`].
     pub fn finish(&self) {
+        self.took
+            .lock()
+            .get_or_insert_with(|| self.started.elapsed());
         self.finished.store(true, Ordering::Release);
+    }
+
+    /// How long loading took (once finished) or has taken so far.
+    pub fn elapsed(&self) -> Duration {
+        self.took.lock().unwrap_or_else(|| self.started.elapsed())
     }
 
     /// A consistent-enough copy for reporting.
@@ -172,6 +197,10 @@ mod tests {
         progress.finish();
         let s = progress.snapshot();
         assert_eq!((s.total, s.loaded, s.failed, s.finished), (4, 2, 2, true));
+        // Finished loading has a fixed duration.
+        let took = progress.elapsed();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(progress.elapsed(), took);
         assert_eq!(table.len(), 2);
         assert!(s
             .failures

@@ -282,7 +282,12 @@ fn keystore_job(candidate: Candidate, passwords: &Passwords) -> Option<LoadJob> 
         tracing::debug!(file = %origin, "skipping deposit data file");
         return None;
     }
-    let fail = |msg: String| Some(failed(origin.clone(), format!("keystore {origin}: {msg}")));
+    let fail = |msg: String| {
+        Some(
+            failed(origin.clone(), format!("keystore {origin}: {msg}"))
+                .with_source(KeySource::Keystore),
+        )
+    };
 
     let size = match std::fs::metadata(&file) {
         Ok(m) => m.len(),
