@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod hsm;
+pub mod http_server;
 pub mod keymanager;
 pub mod keys;
 pub mod keys_cli;
