@@ -55,7 +55,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (mut jobs, hsm) = key_jobs(&config)?;
     let km = crate::keymanager::startup(&config, hsm, &metrics)?;
     jobs.extend(km.jobs);
-    let hsm = km.hsm;
+    let hsm = match km.hsm {
+        Some(session) => Some(
+            crate::hsm::liveness::HsmLiveness::spawn(session, metrics.registry())
+                .context("cannot register the HSM liveness metrics")?,
+        ),
+        None => None,
+    };
     spawn_key_loading(
         jobs,
         Arc::clone(&keys),
@@ -234,6 +240,15 @@ fn spawn_key_loading(
         for key in table.keys() {
             let detail = format!("{} {}", key.source().as_str(), key.origin());
             audit.record_key_event_waiting("key_load", key.pubkey(), &detail);
+        }
+        // `/healthcheck` gives counts only; which key failed, and why, is logged here
+        // (before loading is reported finished).
+        for failure in &progress.snapshot().failures {
+            tracing::warn!(
+                origin = %failure.origin,
+                error = %failure.error,
+                "a key failed to load"
+            );
         }
         progress.finish();
         let s = progress.snapshot();

@@ -217,12 +217,15 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// One log line per refused request: slashing refusals at WARN (an operator must see
 /// them), client errors at INFO, internal errors at ERROR.
 fn log_refusal(pubkey: &str, err: &ApiError) {
+    // The pubkey is the client's percent-decoded path segment: escape and truncate it.
+    let pubkey = crate::log_safe::path_segment(pubkey);
     match err {
         // Logged where the refusal is decided, with the slot or epochs.
         ApiError::Refused { .. } => {}
         ApiError::Internal(message) => tracing::error!(%pubkey, %message, "not signed"),
         other => {
-            tracing::info!(%pubkey, message = %other, status = other.status().as_u16(), "bad request")
+            let message = crate::log_safe::text(&other.to_string());
+            tracing::info!(%pubkey, %message, status = other.status().as_u16(), "bad request")
         }
     }
 }

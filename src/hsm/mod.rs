@@ -11,7 +11,8 @@
 //! 1. [`harden_process`];
 //! 2. [`HsmSession::open`] with an [`HsmConfig`], then [`HsmSession::require_kek`];
 //! 3. [`sealed_load_jobs`] into `keys::loader::run_jobs`;
-//! 4. [`HsmSession::check_alive`] from the health check.
+//! 4. [`liveness::HsmLiveness::spawn`]: [`HsmSession::check_alive`] in the background, read
+//!    by the health check.
 //!
 //! Setup and maintenance: [`init_kek`], [`seal_key`], [`generate_keys`], [`reseal_all`],
 //! [`destroy_sealed`], and the `keyguard hsm …` / `keyguard keys …` commands in [`cli`].
@@ -21,6 +22,7 @@ mod config;
 mod error;
 mod exports;
 mod kek;
+pub mod liveness;
 mod sealed;
 mod token;
 
