@@ -78,7 +78,7 @@ pub struct HandshakeLimits {
     pub max_pending: usize,
 }
 
-/// Yields established TLS sessions (see `crate::http_server::Incoming`).
+/// Yields established TLS sessions to the HTTP server (its `Incoming` source).
 pub struct TlsListener {
     ready: mpsc::Receiver<Session>,
 }
