@@ -8,9 +8,10 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::http_server::{self, Admission, ConnectionLimits, ConnectionMetrics, TcpIncoming};
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
 use crate::signer::{Signer, SigningPool};
-use crate::tls::listener::{PeerInfo, TlsListener, TlsMetrics};
+use crate::tls::listener::{HandshakeLimits, TlsListener, TlsMetrics};
 
 /// Runs the signer until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -18,6 +19,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("could not mark the process non-dumpable");
     }
     let network = config.network()?;
+    http_server::check_listen_exposure(&config)?;
     tracing::info!(
         network = network.name(),
         "starting keyguard {}",
@@ -35,6 +37,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &known_clients,
     )?);
     let tls = tls_setup(&config, &known_clients, &metrics)?;
+    let connection_metrics = ConnectionMetrics::register(metrics.registry())
+        .context("cannot register the connection metrics")?;
     let pool = SigningPool::new(config.server.signing_threads)
         .context("cannot start the signing threads")?
         .with_metrics(Arc::clone(&metrics));
@@ -62,13 +66,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )?)),
         None => None,
     };
-    let hsm = inventory.hsm;
     // Before any key is unsealed, so every HSM operation is counted.
-    let hsm_metrics = crate::hsm::HsmMetrics::register(metrics.registry(), hsm.is_some())
+    let hsm_metrics = crate::hsm::HsmMetrics::register(metrics.registry())
         .context("cannot register the HSM metrics")?;
-    if let Some(hsm) = &hsm {
-        hsm.attach_metrics(hsm_metrics);
-    }
+    let hsm = match inventory.hsm {
+        Some(session) => {
+            session.attach_metrics(hsm_metrics);
+            Some(
+                crate::hsm::liveness::HsmLiveness::spawn(session, metrics.registry())
+                    .context("cannot register the HSM liveness metrics")?,
+            )
+        }
+        None => None,
+    };
     spawn_key_loading(
         inventory.jobs,
         Arc::clone(&keys),
@@ -96,7 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         serve_metrics(&config, Arc::clone(&state)).await?;
     }
     let app = api::router(state, config.server.http_path_prefix.as_deref());
-    serve_api(&config, app, tls).await?;
+    serve_api(&config, app, tls, connection_metrics).await?;
     // Every request has been answered: write what is queued before exiting.
     tokio::task::spawn_blocking(move || audit.close())
         .await
@@ -120,36 +130,43 @@ fn tls_setup(
     Ok(Some((server, tls_metrics)))
 }
 
-/// Serves the signing API over plain TCP or TLS until SIGINT or SIGTERM. Either way each
-/// request carries a `ConnectInfo<PeerInfo>` (with the client certificate on TLS).
+/// Serves the signing API over plain TCP or TLS until SIGINT or SIGTERM, within the
+/// connection limits of `[server]`. Either way each request carries a
+/// `ConnectInfo<PeerInfo>` (with the client certificate on TLS).
 async fn serve_api(
     config: &Config,
     app: axum::Router,
     tls: Option<(Arc<rustls::ServerConfig>, TlsMetrics)>,
+    metrics: ConnectionMetrics,
 ) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
+    let open_files = http_server::raise_open_file_limit();
+    let limits = ConnectionLimits::from_config(&config.server).within_open_file_limit(open_files);
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.max_connections_per_peer,
+        metrics.clone(),
+    );
+    let listener = http_server::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
-    let service = app.into_make_service_with_connect_info::<PeerInfo>();
-    let served = match tls {
+    match tls {
         None => {
             tracing::info!(%listen, "signing API listening (plain HTTP)");
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            let incoming = TcpIncoming::new(listener, admission);
+            http_server::serve(incoming, app, limits, metrics, shutdown_signal()).await;
         }
         Some((server, tls_metrics)) => {
             let client_auth = config.tls.client_auth_configured(&config.access);
-            let listener = TlsListener::spawn(listener, server, tls_metrics)
-                .context("cannot start the TLS listener")?;
+            let handshakes = HandshakeLimits {
+                timeout: limits.tls_handshake_timeout,
+                max_pending: limits.max_pending_tls_handshakes,
+            };
+            let incoming = TlsListener::spawn(listener, server, tls_metrics, admission, handshakes);
             tracing::info!(%listen, client_certificates = client_auth, "signing API listening (TLS)");
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            http_server::serve(incoming, app, limits, metrics, shutdown_signal()).await;
         }
-    };
-    served.context("signing API server failed")
+    }
+    Ok(())
 }
 
 /// Starts the metrics listener in the background.
@@ -216,6 +233,15 @@ fn spawn_key_loading(
         for key in table.keys() {
             let detail = format!("{} {}", key.source().as_str(), key.origin());
             audit.record_key_event_waiting("key_load", key.pubkey(), &detail);
+        }
+        // `/healthcheck` gives counts only; which key failed, and why, is logged here
+        // (before loading is reported finished).
+        for failure in &progress.snapshot().failures {
+            tracing::warn!(
+                origin = %failure.origin,
+                error = %failure.error,
+                "a key failed to load"
+            );
         }
         progress.finish();
         let s = progress.snapshot();

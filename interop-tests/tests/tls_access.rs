@@ -285,7 +285,7 @@ fn pkcs12_identity_with_bearer_token_clients() {
     let server = ca.server();
     let p12 = write(dir.path(), "server.p12", pkcs12(&server, "p12 pass"));
     let password = write(dir.path(), "server.p12.password", "p12 pass\n");
-    let token = write(dir.path(), "vc.token", "vc-token-0123456789\n");
+    let token = write(dir.path(), "vc.token", "vc-token-0123456789abcdef\n");
     let config = format!(
         r#"[access]
 require_known_client = true
@@ -316,9 +316,9 @@ pubkeys = ["{KEY_1}"]
             .body(requests::aggregation_slot(8))
             .send()
     };
-    assert_signed(with_token("vc-token-0123456789", KEY_1), KEY_1);
+    assert_signed(with_token("vc-token-0123456789abcdef", KEY_1), KEY_1);
     assert_refused(
-        with_token("vc-token-0123456789", KEY_0),
+        with_token("vc-token-0123456789abcdef", KEY_0),
         403,
         "may not sign with this key",
     );
@@ -328,6 +328,38 @@ pubkeys = ["{KEY_1}"]
         403,
         "access.require_known_client",
     );
+    // The secret files were written 0644: each is named in a warning.
+    let log = kg.log();
+    for file in ["vc.token", "server.p12.password", "server.p12"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("readable by group or others") && l.contains(file)),
+            "no permission warning for {file}:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn weak_client_tokens_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "vc.token", "hunter2\n");
+    let config = format!(
+        "[access]\nrequire_known_client = true\n\n[[access.clients]]\nname = \"vc\"\n\
+         token_file = \"{token}\"\n"
+    );
+    let out = interop_tests::keyguard_process::keyguard_command(&[
+        "run",
+        "--network",
+        NETWORK,
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--config",
+        &write(dir.path(), "keyguard.toml", config),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("access.clients[0].token_file"), "{stderr}");
+    assert!(stderr.contains("128"), "{stderr}");
 }
 
 #[test]

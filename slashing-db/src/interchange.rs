@@ -356,7 +356,22 @@ impl<'de> Deserialize<'de> for ValidatorFold {
                 let mut pubkey: Scalar<'de> = Scalar::Missing;
                 let mut blocks = None;
                 let mut atts = None;
+                let mut problems = Problems::default();
+                let mut seen_pubkey = false;
                 while let Some(key) = a.next_key::<Cow<'de, str>>()? {
+                    // A repeated key is reported, never resolved by keeping the last: two
+                    // pubkeys or two histories in one object have no safe reading.
+                    let repeated = match key.as_ref() {
+                        "pubkey" => std::mem::replace(&mut seen_pubkey, true),
+                        "signed_blocks" => blocks.is_some(),
+                        "signed_attestations" => atts.is_some(),
+                        _ => false,
+                    };
+                    if repeated {
+                        a.next_value::<IgnoredAny>()?;
+                        problems.push(|| key.to_string(), "duplicate key");
+                        continue;
+                    }
                     match key.as_ref() {
                         "pubkey" => pubkey = a.next_value()?,
                         "signed_blocks" => blocks = Some(a.next_value::<BlocksFold>()?),
@@ -366,7 +381,6 @@ impl<'de> Deserialize<'de> for ValidatorFold {
                         }
                     }
                 }
-                let mut problems = Problems::default();
                 let pubkey = match hex_field::<48>(&pubkey) {
                     Ok(pk) => Some(pk),
                     Err(m) => {
@@ -768,6 +782,45 @@ mod tests {
             ]
         );
         assert!(problems[4].message.contains("not a decimal u64"));
+    }
+
+    #[test]
+    fn duplicate_json_keys_are_reported_not_overwritten() {
+        let (pk, other) = (
+            format!("0x{}", "aa".repeat(48)),
+            format!("0x{}", "bb".repeat(48)),
+        );
+        let root = format!("0x{}", "00".repeat(32));
+        let meta = format!(
+            r#""metadata":{{"interchange_format_version":"5","genesis_validators_root":"{root}"}}"#
+        );
+        let json = format!(
+            r#"{{{meta},"data":[{{"pubkey":"{pk}","pubkey":"{other}",
+            "signed_blocks":[{{"slot":"7"}}],"signed_blocks":[],"signed_attestations":[]}}]}}"#
+        );
+        let Err(ImportError::Invalid { problems, .. }) = parse_interchange(json.as_bytes()) else {
+            panic!("a duplicate key was accepted");
+        };
+        let locs: Vec<&str> = problems.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            locs,
+            ["data[0].pubkey", "data[0].signed_blocks"],
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|p| p.message == "duplicate key"));
+
+        // Inside records and metadata too (serde refuses repeated struct fields).
+        let block = format!(
+            r#"{{{meta},"data":[{{"pubkey":"{pk}","signed_blocks":[{{"slot":"9","slot":"1"}}],
+            "signed_attestations":[]}}]}}"#
+        );
+        assert!(parse_interchange(block.as_bytes()).is_err());
+        let metadata = format!(
+            r#"{{"metadata":{{"interchange_format_version":"5","genesis_validators_root":"{root}",
+            "genesis_validators_root":"0x{}"}},"data":[]}}"#,
+            "11".repeat(32)
+        );
+        assert!(parse_interchange(metadata.as_bytes()).is_err());
     }
 
     #[test]

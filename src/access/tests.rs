@@ -18,12 +18,12 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-/// Clients: `scoped` (cert fp(1), token "tok-scoped", only PK_A), `free` (cert fp(2), no
+/// Clients: `scoped` (cert fp(1), token "tok-scoped-7c1e9a4b2d8f6e3a", only PK_A), `free` (cert fp(2), no
 /// scope); the known-clients file names fp(3) `from-file` and fp(1) `shadowed`.
 fn setup(require_known_client: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("scoped.token");
-    std::fs::write(&token, "tok-scoped\n").unwrap();
+    std::fs::write(&token, "tok-scoped-7c1e9a4b2d8f6e3a\n").unwrap();
     let config = AccessConfig {
         allowed_hosts: vec!["localhost".into()],
         require_known_client,
@@ -91,7 +91,7 @@ fn certificate_wins_over_a_bearer_token() {
     let s = setup(false);
     let id = s
         .policy
-        .identify(Some(&fp(2)), Some("Bearer tok-scoped"))
+        .identify(Some(&fp(2)), Some("Bearer tok-scoped-7c1e9a4b2d8f6e3a"))
         .unwrap();
     assert_eq!(
         id,
@@ -106,9 +106,9 @@ fn certificate_wins_over_a_bearer_token() {
 fn bearer_token_identifies_its_client() {
     let s = setup(false);
     for header in [
-        "Bearer tok-scoped",
-        "bearer tok-scoped",
-        "  BEARER   tok-scoped ",
+        "Bearer tok-scoped-7c1e9a4b2d8f6e3a",
+        "bearer tok-scoped-7c1e9a4b2d8f6e3a",
+        "  BEARER   tok-scoped-7c1e9a4b2d8f6e3a ",
     ] {
         assert_eq!(
             s.policy.identify(None, Some(header)),
@@ -127,7 +127,12 @@ fn unknown_token_is_forbidden_and_malformed_header_unauthorized() {
         s.policy.identify(None, Some("Bearer wrong")),
         Err(Denied::Forbidden(_))
     ));
-    for bad in ["tok-scoped", "Basic dXNlcjpwdw==", "Bearer ", "Bearer"] {
+    for bad in [
+        "tok-scoped-7c1e9a4b2d8f6e3a",
+        "Basic dXNlcjpwdw==",
+        "Bearer ",
+        "Bearer",
+    ] {
         assert!(
             matches!(
                 s.policy.identify(None, Some(bad)),
@@ -156,14 +161,20 @@ fn require_known_client_refuses_anonymous_and_unnamed_certificates() {
         Err(Denied::Forbidden(_))
     ));
     assert!(s.policy.identify(Some(&fp(3)), None).is_ok());
-    assert!(s.policy.identify(None, Some("Bearer tok-scoped")).is_ok());
+    assert!(s
+        .policy
+        .identify(None, Some("Bearer tok-scoped-7c1e9a4b2d8f6e3a"))
+        .is_ok());
 }
 
 #[test]
 fn scoped_client_may_use_only_its_keys() {
     let s = setup(false);
     let by_cert = s.policy.identify(Some(&fp(1)), None).unwrap();
-    let by_token = s.policy.identify(None, Some("Bearer tok-scoped")).unwrap();
+    let by_token = s
+        .policy
+        .identify(None, Some("Bearer tok-scoped-7c1e9a4b2d8f6e3a"))
+        .unwrap();
     for id in [&by_cert, &by_token] {
         assert!(s.policy.check_key(id, &pk(PK_A)).is_ok());
         let err = s.policy.check_key(id, &pk(PK_B)).unwrap_err();

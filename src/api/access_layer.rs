@@ -49,8 +49,8 @@ async fn check(State(ctx): State<Arc<AccessContext>>, mut req: Request, next: Ne
         }
         Err(denied) => {
             tracing::info!(
-                path = %req.uri().path(),
-                reason = %denied,
+                path = %crate::log_safe::path_segment(req.uri().path()),
+                reason = %crate::log_safe::text(&denied.to_string()),
                 "request refused by access control"
             );
             let error = match denied {
@@ -119,11 +119,11 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    /// Hosts: localhost only. Client `vc` with token `t0k3n` and certificate [7; 32].
+    /// Hosts: localhost only. Client `vc` with token `t0k3n-4f9a2c7e1b8d3a6f0e5c` and certificate [7; 32].
     fn fixture(require_known_client: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("vc.token");
-        std::fs::write(&token, "t0k3n").unwrap();
+        std::fs::write(&token, "t0k3n-4f9a2c7e1b8d3a6f0e5c").unwrap();
         let config = AccessConfig {
             allowed_hosts: vec!["localhost".into()],
             require_known_client,
@@ -194,7 +194,7 @@ mod tests {
     #[tokio::test]
     async fn token_identifies_on_signing_routes_with_and_without_prefix() {
         let f = fixture(false);
-        let auth = ("authorization", "Bearer t0k3n");
+        let auth = ("authorization", "Bearer t0k3n-4f9a2c7e1b8d3a6f0e5c");
         for path in ["/api/v1/eth2/publicKeys", "/signer/api/v1/eth2/publicKeys"] {
             let (status, body) = call(&f, path, &[LOCAL, auth], None).await;
             assert_eq!(

@@ -36,6 +36,10 @@ impl Check {
 
 /// `GET /healthcheck`: 200 when every check is UP; 503 while keys load or when any check is
 /// DOWN (a key failed to load, the database is unusable, the HSM is unreachable).
+///
+/// Anyone who can reach the port may ask, so the answer holds statuses and counts only:
+/// no file paths, no error text (those are in the log and the metrics). It never waits
+/// for the HSM: its liveness is probed in the background.
 pub async fn healthcheck(State(state): State<Arc<AppState>>) -> Response {
     let mut checks = vec![keys_check(&state), slashing_check(&state)];
     if let Some(hsm) = &state.hsm {
@@ -67,7 +71,13 @@ fn keys_check(state: &AppState) -> Check {
     Check {
         id: "keys-check",
         status,
-        data: serde_json::to_value(&progress).unwrap_or_default(),
+        // Counts only: failures name key files and carry error text (logged at load time).
+        data: serde_json::json!({
+            "total": progress.total,
+            "loaded": progress.loaded,
+            "failed": progress.failed,
+            "finished": progress.finished,
+        }),
     }
 }
 
@@ -85,28 +95,23 @@ fn slashing_check(state: &AppState) -> Check {
             status: "UP",
             data: serde_json::json!({ "enabled": true }),
         },
-        slashing_db::Health::Down { reason } => Check {
+        // The reason (which names the database file) is logged by the database itself.
+        slashing_db::Health::Down { .. } => Check {
             id: "slashing-protection-db-health-check",
             status: "DOWN",
-            data: serde_json::json!({ "enabled": true, "reason": reason }),
+            data: serde_json::json!({ "enabled": true }),
         },
     }
 }
 
 /// Sealed keys are already in memory, so a lost HSM does not stop signing; it is reported
-/// DOWN because keys can no longer be loaded or rotated until it is back.
-fn hsm_check(hsm: &crate::hsm::HsmSession) -> Check {
-    let (status, data) = match hsm.check_alive() {
-        Ok(()) => ("UP", serde_json::json!({ "token": hsm.token_label() })),
-        Err(e) => (
-            "DOWN",
-            serde_json::json!({ "token": hsm.token_label(), "reason": e.to_string() }),
-        ),
-    };
+/// DOWN because keys can no longer be loaded or rotated until it is back. Reads the last
+/// background probe's result: never touches the token.
+fn hsm_check(hsm: &crate::hsm::liveness::HsmLiveness) -> Check {
     Check {
         id: "hsm-check",
-        status,
-        data,
+        status: if hsm.is_up() { "UP" } else { "DOWN" },
+        data: serde_json::Value::Null,
     }
 }
 
@@ -118,13 +123,14 @@ fn audit_check(audit: &crate::audit::AuditLog) -> Option<Check> {
     let (status, data) = match audit.health() {
         AuditHealth::Disabled => return None,
         AuditHealth::Up => ("UP", serde_json::json!({ "writable": true })),
-        AuditHealth::Failing { reason, on_failure } => (
+        // The reason (which names the log file) is logged when writing fails.
+        AuditHealth::Failing { on_failure, .. } => (
             if on_failure == OnFailure::Refuse {
                 "DOWN"
             } else {
                 "UP"
             },
-            serde_json::json!({ "writable": false, "reason": reason }),
+            serde_json::json!({ "writable": false }),
         ),
     };
     Some(Check {

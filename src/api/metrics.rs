@@ -1,11 +1,11 @@
 //! `GET /metrics` on its own listener: Prometheus text format. Gauges of state are refreshed
 //! at scrape time, so they are never stale: the key gauges from the key table and loading
-//! progress, `keyguard_slashing_db_up` from the database's health, and `keyguard_hsm_up` by
-//! probing the HSM.
+//! progress, and `keyguard_slashing_db_up` from the database's health. `keyguard_hsm_up` is
+//! kept by the HSM liveness monitor, which probes on its own thread: a scrape never waits
+//! for the token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -15,19 +15,12 @@ use super::AppState;
 use crate::keys::KeySource;
 use crate::metrics::KeyState;
 
-/// How long a scrape waits for the HSM probe before it counts the HSM as down (a hung
-/// module must not make the whole scrape time out, which would read as keyguard down).
-const HSM_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// The handler.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     refresh_key_gauges(&state);
     if let Some(db) = &state.slashing {
         let up = matches!(db.health(), slashing_db::Health::Up);
         state.metrics.set_slashing_db_up(up);
-    }
-    if let Some(hsm) = &state.hsm {
-        probe_hsm(Arc::clone(hsm)).await;
     }
     match state.metrics.try_encode() {
         Ok(text) => (
@@ -71,20 +64,3 @@ fn refresh_key_gauges(state: &AppState) {
     m.set_key_loading_duration(state.key_progress.elapsed());
 }
 
-/// Probes the HSM off the async threads; the session records the result in its metrics
-/// (`keyguard_hsm_up`, `health_check` operations and errors).
-async fn probe_hsm(hsm: Arc<crate::hsm::HsmSession>) {
-    let probe = tokio::task::spawn_blocking({
-        let hsm = Arc::clone(&hsm);
-        move || hsm.check_alive()
-    });
-    match tokio::time::timeout(HSM_PROBE_TIMEOUT, probe).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HSM probe failed"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "HSM probe task failed"),
-        Err(_) => {
-            tracing::warn!(timeout = ?HSM_PROBE_TIMEOUT, "HSM probe did not answer");
-            hsm.observe(crate::hsm::HsmOperation::HealthCheck, false);
-        }
-    }
-}

@@ -40,8 +40,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Prometheus metrics, recorded on every request.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// The HSM session sealed keys were loaded through; checked by `/healthcheck`.
-    pub hsm: Option<Arc<crate::hsm::HsmSession>>,
+    /// Liveness of the HSM sealed keys were loaded through, probed in the background and
+    /// read by `/healthcheck`.
+    pub hsm: Option<Arc<crate::hsm::liveness::HsmLiveness>>,
     /// Host allow-list, client identities and key scopes.
     pub access: Arc<crate::access::AccessPolicy>,
     /// The audit log (a no-op when disabled).
@@ -56,7 +57,7 @@ impl AppState {
     pub fn new(
         signer: Signer,
         max_body_bytes: usize,
-        hsm: Option<Arc<crate::hsm::HsmSession>>,
+        hsm: Option<Arc<crate::hsm::liveness::HsmLiveness>>,
         keymanager: Option<Arc<crate::keymanager::Keymanager>>,
     ) -> Self {
         Self {

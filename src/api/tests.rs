@@ -271,7 +271,10 @@ async fn healthcheck_reflects_key_loading() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "DOWN");
-    assert!(body.contains("bad.json"));
+    assert_eq!(v["checks"][0]["data"]["failed"], 1, "{body}");
+    // Anyone may ask: no file names, no error text.
+    assert!(!body.contains("bad.json"), "{body}");
+    assert!(!body.contains("wrong password"), "{body}");
 }
 
 #[tokio::test]

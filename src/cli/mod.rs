@@ -119,11 +119,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs to standard error, as text or JSON lines.
+/// Logs to standard error, as text or JSON lines. Colours only on a terminal: in a file
+/// or a journal they are noise.
 fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Text => builder.try_init(),

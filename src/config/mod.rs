@@ -173,6 +173,7 @@ impl Config {
                 "must be at least 1024 bytes",
             ));
         }
+        self.server.validate_connection_limits()?;
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }

@@ -82,6 +82,7 @@ fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, HsmErr
         path: path.to_path_buf(),
         source,
     };
+    crate::secret_file::warn_if_exposed(path, "HSM PIN");
     let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let len = file.metadata().map_err(unreadable)?.len();
     if len > 4096 {

@@ -98,6 +98,20 @@ pub enum HsmError {
         /// The token label.
         token: String,
     },
+    /// The KEK exists but its attributes would let its value leave the token, or it is
+    /// not an AES-256 key.
+    #[error(
+        "key-encryption key \"{label}\" in token \"{token}\" is not safe to use: {problems} \
+         (create a proper one with `keyguard hsm init-kek` and reseal)"
+    )]
+    KekWeak {
+        /// The KEK label.
+        label: String,
+        /// The token label.
+        token: String,
+        /// What is wrong, e.g. "CKA_EXTRACTABLE is true".
+        problems: String,
+    },
     /// `init_kek` found an object with the label already; it never overwrites.
     #[error("token \"{token}\" already has an object labelled \"{label}\"; refusing to create another KEK")]
     KekExists {

@@ -1,8 +1,9 @@
 //! The HSM's Prometheus metrics, registered on the signer's registry and fed by
 //! [`HsmSession`](super::HsmSession) itself: `keyguard_hsm_operations_total{operation}`,
-//! `keyguard_hsm_errors_total{operation}` and, when an HSM is configured, `keyguard_hsm_up`.
+//! `keyguard_hsm_errors_total{operation}`. `keyguard_hsm_up` belongs to the liveness monitor
+//! (`liveness.rs`), the one place that knows about probes that never answer.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, Opts, Registry};
 
 /// An HSM operation keyguard performs while it serves: the `operation` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +43,12 @@ impl HsmOperation {
 pub struct HsmMetrics {
     operations: IntCounterVec,
     errors: IntCounterVec,
-    /// Present only when an HSM is configured: without one, "no HSM" must not read as "HSM
-    /// down".
-    up: Option<IntGauge>,
 }
 
 impl HsmMetrics {
     /// Registers the operation and error counters on `registry`, every operation's series
-    /// at 0 (so the dashboard's HSM panels and `increase()` see the first error), and
-    /// `keyguard_hsm_up` (starting at 1: the session just opened) when `with_hsm`.
-    pub fn register(registry: &Registry, with_hsm: bool) -> Result<Self, prometheus::Error> {
+    /// at 0 (so the dashboard's HSM panels and `increase()` see the first error).
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let vec = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
             let c = IntCounterVec::new(Opts::new(name, help), &["operation"])?;
             registry.register(Box::new(c.clone()))?;
@@ -68,35 +65,16 @@ impl HsmMetrics {
             "keyguard_hsm_errors_total",
             "HSM operations that failed, by operation.",
         )?;
-        let up = if with_hsm {
-            let g = IntGauge::new(
-                "keyguard_hsm_up",
-                "1 while the last probe of the HSM token succeeded, 0 while it fails.",
-            )?;
-            registry.register(Box::new(g.clone()))?;
-            g.set(1);
-            Some(g)
-        } else {
-            None
-        };
-        Ok(Self {
-            operations,
-            errors,
-            up,
-        })
+        Ok(Self { operations, errors })
     }
 
     /// Records one operation: `keyguard_hsm_operations_total{operation}` +1 and, if it
-    /// failed, `keyguard_hsm_errors_total{operation}` +1. A health check also sets
-    /// `keyguard_hsm_up`.
+    /// failed, `keyguard_hsm_errors_total{operation}` +1.
     pub fn observe(&self, operation: HsmOperation, succeeded: bool) {
         let label = [operation.as_str()];
         self.operations.with_label_values(&label).inc();
         if !succeeded {
             self.errors.with_label_values(&label).inc();
-        }
-        if let (HsmOperation::HealthCheck, Some(up)) = (operation, &self.up) {
-            up.set(i64::from(succeeded));
         }
     }
 }
@@ -117,7 +95,7 @@ mod tests {
     #[test]
     fn series_exist_at_zero_and_count_operations_and_errors() {
         let registry = Registry::new();
-        let m = HsmMetrics::register(&registry, true).unwrap();
+        let m = HsmMetrics::register(&registry).unwrap();
         let start = text(&registry);
         for op in ["login", "unseal", "seal", "health_check"] {
             for family in ["operations", "errors"] {
@@ -125,7 +103,6 @@ mod tests {
                 assert!(start.lines().any(|l| l == line), "{line} in:\n{start}");
             }
         }
-        assert!(start.lines().any(|l| l == "keyguard_hsm_up 1"), "{start}");
 
         m.observe(HsmOperation::Unseal, true);
         m.observe(HsmOperation::Unseal, false);
@@ -137,21 +114,9 @@ mod tests {
             r#"keyguard_hsm_operations_total{operation="health_check"} 1"#,
             r#"keyguard_hsm_errors_total{operation="health_check"} 1"#,
             r#"keyguard_hsm_errors_total{operation="login"} 0"#,
-            "keyguard_hsm_up 0",
         ] {
             assert!(after.lines().any(|l| l == line), "{line} in:\n{after}");
         }
-        m.observe(HsmOperation::HealthCheck, true);
-        assert!(text(&registry).lines().any(|l| l == "keyguard_hsm_up 1"));
     }
 
-    #[test]
-    fn no_up_gauge_without_an_hsm() {
-        let registry = Registry::new();
-        let m = HsmMetrics::register(&registry, false).unwrap();
-        m.observe(HsmOperation::HealthCheck, false);
-        let t = text(&registry);
-        assert!(!t.contains("keyguard_hsm_up"), "{t}");
-        assert!(t.contains(r#"keyguard_hsm_errors_total{operation="seal"} 0"#));
-    }
 }

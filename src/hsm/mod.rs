@@ -11,9 +11,10 @@
 //! 1. [`harden_process`];
 //! 2. [`HsmSession::open`] with an [`HsmConfig`], then [`HsmSession::require_kek`];
 //! 3. [`sealed_load_jobs`] into `keys::loader::run_jobs`;
-//! 4. [`HsmSession::check_alive`] from the health check;
+//! 4. [`liveness::HsmLiveness::spawn`]: [`HsmSession::check_alive`] in the background, read
+//!    by the health check and the metrics;
 //! 5. [`HsmMetrics::register`] and [`HsmSession::attach_metrics`]: the session counts its
-//!    own operations and errors, and its probes set `keyguard_hsm_up`.
+//!    own operations and errors (the liveness monitor keeps `keyguard_hsm_up`).
 //!
 //! Setup and maintenance: [`init_kek`], [`seal_key`], [`generate_keys`], [`reseal_all`],
 //! [`destroy_sealed`]; the `keyguard hsm …` / `keyguard keys …` commands that drive them
@@ -22,6 +23,7 @@
 mod config;
 mod error;
 mod kek;
+pub mod liveness;
 mod metrics;
 mod sealed;
 mod token;

@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
-use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -295,9 +297,63 @@ impl HsmSession {
         self.parallel.store(parallel, Ordering::Relaxed);
     }
 
-    /// Fails with [`HsmError::KekMissing`] unless the configured KEK exists.
+    /// Fails with [`HsmError::KekMissing`] unless the configured KEK exists, and with
+    /// [`HsmError::KekWeak`] unless it is an AES-256 key that is sensitive and never
+    /// extractable (`CKK_AES`, `CKA_VALUE_LEN` 32, `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`):
+    /// a KEK created by another tool with weaker attributes would let sealed keys be
+    /// unsealed outside the token.
     pub fn require_kek(&self) -> Result<(), HsmError> {
-        self.find_kek(&self.kek_label).map(|_| ())
+        let kek = self.find_kek(&self.kek_label)?;
+        let problems = self.kek_weaknesses(kek)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(HsmError::KekWeak {
+            label: self.kek_label.clone(),
+            token: self.token_label.clone(),
+            problems: problems.join(", "),
+        })
+    }
+
+    /// What makes the KEK `kek` unfit, as attribute descriptions (empty when fit).
+    fn kek_weaknesses(&self, kek: ObjectHandle) -> Result<Vec<String>, HsmError> {
+        let wanted = [
+            AttributeType::KeyType,
+            AttributeType::ValueLen,
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+        ];
+        let attrs = self
+            .main
+            .lock()
+            .get_attributes(kek, &wanted)
+            .map_err(|source| self.p11("C_GetAttributeValue", source))?;
+        // Anything the token does not report counts as unsafe.
+        let (mut aes, mut len, mut sensitive, mut extractable) = (false, None, false, true);
+        for attr in attrs {
+            match attr {
+                Attribute::KeyType(t) => aes = t == KeyType::AES,
+                Attribute::ValueLen(v) => len = Some(usize::from(v)),
+                Attribute::Sensitive(v) => sensitive = v,
+                Attribute::Extractable(v) => extractable = v,
+                _ => {}
+            }
+        }
+        let mut problems = Vec::new();
+        if !aes {
+            problems.push("CKA_KEY_TYPE is not CKK_AES".to_string());
+        }
+        if len != Some(32) {
+            let shown = len.map_or("unknown".to_string(), |l| l.to_string());
+            problems.push(format!("CKA_VALUE_LEN is {shown}, not 32 (AES-256)"));
+        }
+        if !sensitive {
+            problems.push("CKA_SENSITIVE is false".to_string());
+        }
+        if extractable {
+            problems.push("CKA_EXTRACTABLE is true".to_string());
+        }
+        Ok(problems)
     }
 
     /// Counts this session's operations in `metrics` from now on (a second call is
@@ -318,7 +374,7 @@ impl HsmSession {
 
     /// The health check: the token must still be present and the session logged in.
     /// A removed or failed HSM turns into [`HsmError::Unavailable`]. Each check is counted
-    /// (operation `health_check`) and sets `keyguard_hsm_up`.
+    /// (operation `health_check`); the liveness monitor turns probes into `keyguard_hsm_up`.
     pub fn check_alive(&self) -> Result<(), HsmError> {
         let result = self.probe();
         self.observe(HsmOperation::HealthCheck, result.is_ok());

@@ -101,6 +101,7 @@ fn compile_one(index: usize, config: &ClientConfig) -> Result<Client, ConfigErro
 /// The token is the file's content without surrounding whitespace (a trailing newline
 /// is how editors save files); it must not be empty.
 fn read_token(path: &std::path::Path) -> Result<TokenDigest, String> {
+    crate::secret_file::warn_if_exposed(path, "client token");
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -109,7 +110,42 @@ fn read_token(path: &std::path::Path) -> Result<TokenDigest, String> {
     if token.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
+    let bits = token_bits(token);
+    if bits < MIN_TOKEN_BITS {
+        return Err(format!(
+            "the token in {} has about {bits} bits; at least {MIN_TOKEN_BITS} are required \
+             (e.g. `openssl rand -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        ));
+    }
     Ok(TokenDigest::of(token.as_bytes()))
+}
+
+/// The least guessing strength of a client token, in bits.
+const MIN_TOKEN_BITS: u32 = 128;
+
+/// A generous estimate of a token's strength: length times the bits of the smallest
+/// usual alphabet it fits (hex 4, base64 6, other printable text 6.5), and no more than
+/// a word-like token of few distinct characters deserves.
+fn token_bits(token: &str) -> u32 {
+    let len = u32::try_from(token.chars().count()).unwrap_or(u32::MAX);
+    let distinct = token.chars().collect::<HashSet<_>>().len();
+    let per_char_x10: u32 = if token.chars().all(|c| c.is_ascii_hexdigit()) {
+        40
+    } else if token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=-_".contains(c))
+    {
+        60
+    } else {
+        65
+    };
+    // Fewer than 8 distinct characters ("aaaa…", "abab…") is not a random token.
+    if distinct < 8 {
+        return 0;
+    }
+    len.saturating_mul(per_char_x10) / 10
 }
 
 fn parse_scope(list: &[String]) -> Result<HashSet<PubkeyBytes>, String> {
@@ -197,7 +233,7 @@ mod tests {
     fn tokens_are_read_trimmed_and_compared_by_digest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
-        std::fs::write(&path, "s3cret-token\n").unwrap();
+        std::fs::write(&path, "s3cret-token-9f2c4a7e1d8b\n").unwrap();
         let c = ClientConfig {
             name: "tok".into(),
             token_file: Some(path),
@@ -205,10 +241,32 @@ mod tests {
         };
         let compiled = compile(&[c]).unwrap();
         let token = compiled[0].token.as_ref().unwrap();
-        assert!(token.matches(&TokenDigest::of(b"s3cret-token")));
-        assert!(!token.matches(&TokenDigest::of(b"s3cret-token\n")));
+        assert!(token.matches(&TokenDigest::of(b"s3cret-token-9f2c4a7e1d8b")));
+        assert!(!token.matches(&TokenDigest::of(b"s3cret-token-9f2c4a7e1d8b\n")));
         assert!(!token.matches(&TokenDigest::of(b"other")));
         assert!(!format!("{compiled:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn weak_tokens_are_refused() {
+        assert!(
+            token_bits(&"ab".repeat(16)) < MIN_TOKEN_BITS,
+            "two distinct characters"
+        );
+        assert!(token_bits("0123456789abcdef0123456789abcde") < MIN_TOKEN_BITS);
+        assert!(token_bits("0123456789abcdef0123456789abcdef") >= MIN_TOKEN_BITS);
+        assert!(token_bits("Zk3q9Xv0LmT2pR8sW4yB7c") >= MIN_TOKEN_BITS);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "password123\n").unwrap();
+        let c = ClientConfig {
+            name: "tok".into(),
+            token_file: Some(path),
+            ..Default::default()
+        };
+        let err = compile(&[c]).unwrap_err();
+        assert_eq!(err.setting, "access.clients[0].token_file");
+        assert!(err.message.contains("128"), "{err}");
     }
 
     #[test]

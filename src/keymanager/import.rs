@@ -16,7 +16,22 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{Keymanager, OpError, Services, Status};
+use crate::keys::keystore::KdfCost;
 use crate::keys::{self, KeySource, Keystore, PubkeyBytes, ValidatorKey};
+
+/// Most keystores in one import request: each costs up to ~1 s of a core, and the request
+/// holds the keymanager's operations lock until all are done.
+pub const MAX_KEYSTORES_PER_REQUEST: usize = 256;
+/// Largest scrypt `n` of an API import (2^18, what every deposit tool writes). Keystores
+/// on disk may go up to `keys::keystore::MAX_SCRYPT_N`: the operator put them there.
+pub const MAX_IMPORT_SCRYPT_N: u64 = 1 << 18;
+/// Largest scrypt working memory of an API import (256 MiB).
+pub const MAX_IMPORT_SCRYPT_MEMORY: u64 = 256 << 20;
+/// Largest PBKDF2 round count of an API import (4 times the standard 2^18).
+pub const MAX_IMPORT_PBKDF2_C: u64 = 1 << 20;
+/// Working memory shared by all concurrent keystore decryptions of API imports, in MiB:
+/// four standard scrypt keystores at once.
+pub const DECRYPT_MEMORY_BUDGET_MIB: u32 = 1024;
 
 /// The per-keystore result of an import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,6 +91,12 @@ impl ImportRequest {
     /// the body (it could contain the password).
     pub fn parse(body: &[u8]) -> Result<ImportRequest, OpError> {
         let raw: RawImport = super::parse_body(body)?;
+        if raw.keystores.len() > MAX_KEYSTORES_PER_REQUEST {
+            return Err(OpError::BadRequest(format!(
+                "{} keystores in one request; at most {MAX_KEYSTORES_PER_REQUEST} per request",
+                raw.keystores.len()
+            )));
+        }
         if raw.keystores.len() != raw.passwords.len() {
             return Err(OpError::BadRequest(format!(
                 "{} keystores but {} passwords: give one password per keystore, in the same order",
@@ -133,7 +154,11 @@ pub(super) async fn run(
                 password,
             } => {
                 let (km, ctx) = (Arc::clone(km), ctx.clone());
+                let memory_mib = memory_permits(keystore.kdf_cost());
                 Ok(tokio::spawn(async move {
+                    // Memory first, then a core: a decryption never starts without both.
+                    let memory = Arc::clone(&km.decrypt_memory);
+                    let _memory = memory.acquire_many_owned(memory_mib).await;
                     let slots = Arc::clone(&km.decrypt_slots);
                     let _permit = slots.acquire_owned().await;
                     tokio::task::spawn_blocking(move || {
@@ -179,6 +204,9 @@ fn plan(
                 Ok(k) => k,
                 Err(e) => return Plan::Decided(Status::error(e.to_string())),
             };
+            if let Err(message) = check_import_kdf(keystore.kdf_cost()) {
+                return Plan::Decided(Status::error(message));
+            }
             if let Some(pk) = keystore.pubkey() {
                 if let Some(reason) = duplicate_reason(km, ctx, &pk, &mut seen) {
                     return Plan::Decided(Status::with(ImportStatus::Duplicate, reason));
@@ -191,6 +219,44 @@ fn plan(
             }
         })
         .collect()
+}
+
+/// The stricter KDF limits of API imports: anyone holding the keymanager token could
+/// otherwise make each decryption take gigabytes or minutes.
+fn check_import_kdf(cost: KdfCost) -> Result<(), String> {
+    match cost {
+        KdfCost::Scrypt { n, p, .. } => {
+            if n > MAX_IMPORT_SCRYPT_N {
+                return Err(format!(
+                    "scrypt n = {n} is above the import limit of {MAX_IMPORT_SCRYPT_N}"
+                ));
+            }
+            if p != 1 {
+                return Err(format!("scrypt p = {p}; API imports accept p = 1 only"));
+            }
+            if cost.memory_bytes() > MAX_IMPORT_SCRYPT_MEMORY {
+                return Err(format!(
+                    "scrypt needs {} MiB; API imports allow at most {} MiB",
+                    cost.memory_bytes() >> 20,
+                    MAX_IMPORT_SCRYPT_MEMORY >> 20
+                ));
+            }
+            Ok(())
+        }
+        KdfCost::Pbkdf2 { c } if c > MAX_IMPORT_PBKDF2_C => Err(format!(
+            "pbkdf2 c = {c} is above the import limit of {MAX_IMPORT_PBKDF2_C}"
+        )),
+        KdfCost::Pbkdf2 { .. } => Ok(()),
+    }
+}
+
+/// The share of [`DECRYPT_MEMORY_BUDGET_MIB`] one decryption takes (at least 1 MiB; never
+/// more than the budget, which [`check_import_kdf`] already ensures).
+fn memory_permits(cost: KdfCost) -> u32 {
+    let mib = cost.memory_bytes().div_ceil(1 << 20).max(1);
+    u32::try_from(mib)
+        .unwrap_or(u32::MAX)
+        .min(DECRYPT_MEMORY_BUDGET_MIB)
 }
 
 /// Why `pk` is a duplicate (loaded, stored, or earlier in the same request), if it is.

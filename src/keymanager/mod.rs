@@ -130,6 +130,8 @@ pub struct Keymanager {
     metrics: KeymanagerMetrics,
     ops: tokio::sync::Mutex<()>,
     decrypt_slots: Arc<tokio::sync::Semaphore>,
+    /// MiB of KDF working memory free for decryptions (see `import::DECRYPT_MEMORY_BUDGET_MIB`).
+    decrypt_memory: Arc<tokio::sync::Semaphore>,
     max_body_bytes: usize,
     delete_wait: Duration,
 }
@@ -149,6 +151,9 @@ impl Keymanager {
             metrics,
             ops: tokio::sync::Mutex::new(()),
             decrypt_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            decrypt_memory: Arc::new(tokio::sync::Semaphore::new(
+                import::DECRYPT_MEMORY_BUDGET_MIB as usize,
+            )),
             max_body_bytes,
             delete_wait: delete::DELETE_WAIT,
         }

@@ -335,3 +335,44 @@ async fn operations_wait_for_start_up_loading() {
     ));
     assert!(h.ctx.keys.is_empty());
 }
+
+/// `json` with its scrypt parameter `name` set to `value`.
+fn with_scrypt_param(json: &str, name: &str, value: u64) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["crypto"]["kdf"]["params"][name] = value.into();
+    v.to_string()
+}
+
+#[tokio::test]
+async fn costly_kdf_parameters_are_refused_before_decrypting() {
+    let h = harness();
+    let (_, json) = keystore(40, "pw");
+    // Within the on-disk bounds, beyond the import limits; never decrypted (each would
+    // take 512 MiB or p times the work).
+    let big_n = with_scrypt_param(&json, "n", 1 << 19);
+    let big_p = with_scrypt_param(&json, "p", 2);
+    let out =
+        h.km.import(
+            h.ctx.clone(),
+            request(&[&big_n, &big_p], &["pw", "pw"], None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(statuses(&out), [ImportStatus::Error, ImportStatus::Error]);
+    let message = |i: usize| out[i].message.clone().unwrap_or_default();
+    assert!(message(0).contains("import limit"), "{}", message(0));
+    assert!(message(1).contains("p = 1"), "{}", message(1));
+}
+
+#[test]
+fn too_many_keystores_in_one_request_is_a_bad_request() {
+    let n = super::import::MAX_KEYSTORES_PER_REQUEST + 1;
+    let body = serde_json::json!({
+        "keystores": vec!["{}"; n],
+        "passwords": vec!["pw"; n],
+    });
+    match ImportRequest::parse(body.to_string().as_bytes()) {
+        Err(OpError::BadRequest(m)) => assert!(m.contains("at most"), "{m}"),
+        other => panic!("expected a bad request, got {:?}", other.err()),
+    }
+}

@@ -127,6 +127,37 @@ pub enum Kdf {
     Pbkdf2,
 }
 
+/// What one decryption of a keystore costs, from its KDF parameters (for callers with
+/// stricter limits than [`Keystore::from_json`]'s, such as keymanager API imports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KdfCost {
+    /// scrypt with these parameters.
+    Scrypt {
+        /// CPU/memory cost.
+        n: u64,
+        /// Block size.
+        r: u64,
+        /// Parallelism.
+        p: u64,
+    },
+    /// PBKDF2-HMAC-SHA256 with `c` rounds.
+    Pbkdf2 {
+        /// Rounds.
+        c: u64,
+    },
+}
+
+impl KdfCost {
+    /// Working memory of one decryption in bytes (scrypt: `128 * n * r`; PBKDF2: none
+    /// worth counting).
+    pub fn memory_bytes(&self) -> u64 {
+        match *self {
+            KdfCost::Scrypt { n, r, .. } => n.saturating_mul(r).saturating_mul(128),
+            KdfCost::Pbkdf2 { .. } => 0,
+        }
+    }
+}
+
 /// Validated KDF parameters (see the bounds at the top of this module).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum KdfParams {
@@ -269,6 +300,14 @@ impl Keystore {
             path: raw.path,
             uuid: raw.uuid,
         })
+    }
+
+    /// What decrypting this keystore costs.
+    pub fn kdf_cost(&self) -> KdfCost {
+        match self.kdf {
+            KdfParams::Scrypt { n, r, p, .. } => KdfCost::Scrypt { n, r, p },
+            KdfParams::Pbkdf2 { c, .. } => KdfCost::Pbkdf2 { c },
+        }
     }
 
     /// The public key recorded in the keystore, if any.

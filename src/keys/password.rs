@@ -82,6 +82,7 @@ pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, PasswordFile
     }
     // `fs::read` sizes its buffer from the metadata, so the bytes are not copied around
     // by reallocation before they reach the zeroizing wrapper.
+    crate::secret_file::warn_if_exposed(path, "keystore password");
     let mut bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
     // Validate first and convert after: `String::from_utf8`'s error would own (and
     // drop without zeroizing) the password bytes.

@@ -181,6 +181,8 @@ pub fn read_definition_file(file: &Path) -> Result<Vec<DefinitionDocument>, Defi
     if size > MAX_DEFINITION_FILE {
         return Err(fail(DefinitionErrorKind::TooLarge(size)));
     }
+    // Definitions may hold raw keys, or paths to keystores and their passwords.
+    crate::secret_file::warn_if_exposed(file, "key definitions");
     let bytes = Zeroizing::new(std::fs::read(file).map_err(|e| fail(DefinitionErrorKind::Io(e)))?);
     let text = std::str::from_utf8(&bytes).map_err(|_| fail(DefinitionErrorKind::NotUtf8))?;
     Ok(parse_definitions(text, file))

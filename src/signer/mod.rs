@@ -154,11 +154,15 @@ impl Signer {
 /// them; logged where decided, with the slot or epochs), client errors at INFO, errors on
 /// this side at ERROR.
 fn log_refusal(pubkey: &str, err: &SignError) {
+    // The pubkey is the client's percent-decoded path segment, and messages may quote the
+    // body: escape and truncate both, so a client cannot forge or flood log lines.
+    let pubkey = crate::log_safe::path_segment(pubkey);
     match err {
         SignError::Refused { .. } => {}
         err if err.is_internal() => tracing::error!(%pubkey, message = %err, "not signed"),
         other => {
-            tracing::info!(%pubkey, message = %other, outcome = other.outcome().as_str(), "bad request")
+            let message = crate::log_safe::text(&other.to_string());
+            tracing::info!(%pubkey, %message, outcome = other.outcome().as_str(), "bad request")
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn load(config: &TlsConfig) -> Result<ServerIdentity, ConfigError> {
 /// PEM certificate chain and PEM private key (PKCS#8, PKCS#1 or SEC1).
 fn from_pem(cert: &Path, key: &Path) -> Result<ServerIdentity, ConfigError> {
     let chain = load_pem_certs("tls.cert", cert)?;
+    crate::secret_file::warn_if_exposed(key, "TLS private key");
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         ConfigError::new(
             "tls.key",
@@ -81,6 +82,7 @@ pub fn load_pem_certs(
 /// The first private key of a PKCS#12 file and its certificate chain.
 fn from_pkcs12(path: &Path, password_file: &Path) -> Result<ServerIdentity, ConfigError> {
     let password = read_password(password_file)?;
+    crate::secret_file::warn_if_exposed(path, "TLS PKCS#12 identity");
     let data = std::fs::read(path).map_err(|e| {
         ConfigError::new("tls.pkcs12", format!("cannot read {}: {e}", path.display()))
     })?;
@@ -121,6 +123,7 @@ fn from_pkcs12(path: &Path, password_file: &Path) -> Result<ServerIdentity, Conf
 /// The password is the file's content without the trailing newline (as `echo pw > file`
 /// writes it); other whitespace is part of the password.
 fn read_password(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+    crate::secret_file::warn_if_exposed(path, "TLS PKCS#12 password");
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
             "tls.pkcs12_password_file",

@@ -1,30 +1,28 @@
 //! The TLS listener of the signing API, and the per-connection [`PeerInfo`] the HTTP layer
 //! reads the client certificate from.
 //!
-//! Handshakes run in their own tasks (bounded in number and time), so a slow or hostile
-//! client cannot stall `accept` for everyone else; finished sessions are handed to axum
-//! through a channel. A failed handshake closes the connection without any HTTP response
-//! and is counted in `keyguard_tls_handshake_failures_total{reason}`.
+//! Each TCP connection is admitted within the connection caps right after `accept`, then
+//! its handshake runs in its own task, bounded in number and time: when every handshake
+//! slot is taken the new connection is closed at once (counted in
+//! `keyguard_http_connections_refused_total{reason="tls_handshake_slots"}`), so `accept`
+//! never waits and a slow or hostile client cannot stall it for everyone else. Finished
+//! sessions go to the HTTP server through a channel. A failed handshake closes the
+//! connection without any HTTP response and is counted in
+//! `keyguard_tls_handshake_failures_total{reason}`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::http_server::admission::{accept_admitted, Admission, ConnectionPermit};
 use crate::identity::fingerprint::{self, Fingerprint};
-
-/// A handshake that takes longer than this is abandoned.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most handshakes in progress at once; further connections wait in the kernel backlog.
-const MAX_PENDING_HANDSHAKES: usize = 256;
 
 /// What the HTTP layer knows about a connection: the peer address and, on TLS with a
 /// client certificate, the certificate's SHA-256 fingerprint. Read it with
@@ -35,21 +33,6 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     /// SHA-256 of the client certificate, when one was verified in the handshake.
     pub certificate: Option<Fingerprint>,
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for PeerInfo {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        *stream.remote_addr()
-    }
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for PeerInfo {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        PeerInfo {
-            addr: *stream.remote_addr(),
-            certificate: None,
-        }
-    }
 }
 
 /// `keyguard_tls_handshake_failures_total{reason}`.
@@ -83,31 +66,41 @@ impl TlsMetrics {
     }
 }
 
-/// An `axum::serve::Listener` yielding established TLS sessions.
+/// An established TLS session with its peer and its place within the connection caps.
+type Session = (TlsStream<TcpStream>, PeerInfo, ConnectionPermit);
+
+/// How many handshakes may run at once, and for how long each.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeLimits {
+    /// A handshake that takes longer is abandoned.
+    pub timeout: Duration,
+    /// Most handshakes in progress; a connection arriving when all are taken is closed.
+    pub max_pending: usize,
+}
+
+/// Yields established TLS sessions to the HTTP server (its `Incoming` source).
 pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, PeerInfo)>,
+    ready: mpsc::Receiver<Session>,
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp`; handshakes use `config`.
+    /// Starts accepting on `tcp`: connections are admitted by `admission`, then
+    /// handshakes use `config` within `limits`.
     pub fn spawn(
         tcp: TcpListener,
         config: Arc<rustls::ServerConfig>,
         metrics: TlsMetrics,
-    ) -> io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
+        admission: Arc<Admission>,
+        limits: HandshakeLimits,
+    ) -> Self {
         let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), metrics, tx));
-        Ok(Self { local_addr, ready })
+        let acceptor = TlsAcceptor::from(config);
+        tokio::spawn(accept_loop(tcp, acceptor, metrics, admission, limits, tx));
+        Self { ready }
     }
-}
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = PeerInfo;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next established session.
+    pub async fn accept(&mut self) -> Session {
         match self.ready.recv().await {
             Some(session) => session,
             None => {
@@ -118,48 +111,37 @@ impl axum::serve::Listener for TlsListener {
             }
         }
     }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(PeerInfo {
-            addr: self.local_addr,
-            certificate: None,
-        })
-    }
 }
 
 /// Accepts TCP connections and runs each handshake in its own task until the listener
-/// is dropped.
+/// is dropped. Never waits for a handshake slot: a connection that finds none is closed.
 async fn accept_loop(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
     metrics: TlsMetrics,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, PeerInfo)>,
+    admission: Arc<Admission>,
+    limits: HandshakeLimits,
+    tx: mpsc::Sender<Session>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let slots = Arc::new(Semaphore::new(limits.max_pending.max(1)));
     loop {
-        let accepted = tokio::select! {
+        let (stream, addr, permit) = tokio::select! {
             () = tx.closed() => return,
-            accepted = tcp.accept() => accepted,
+            accepted = accept_admitted(&tcp, &admission) => accepted,
         };
-        let (stream, addr) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "cannot accept a connection on the signing API");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(peer = %addr, "connection refused: every TLS handshake slot is taken");
+            admission.metrics().refused("tls_handshake_slots");
+            continue;
         };
         let (acceptor, metrics, tx) = (acceptor.clone(), metrics.clone(), tx.clone());
         tokio::spawn(async move {
-            if let Some(session) = handshake(&acceptor, stream, addr, &metrics).await {
+            let session = handshake(&acceptor, stream, addr, limits.timeout, &metrics).await;
+            drop(slot);
+            if let Some((tls, peer)) = session {
                 // The receiver is gone only while shutting down; the session just closes.
-                let _ = tx.send(session).await;
+                let _ = tx.send((tls, peer, permit)).await;
             }
-            drop(permit);
         });
     }
 }
@@ -169,9 +151,10 @@ async fn handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,
     addr: SocketAddr,
+    timeout: Duration,
     metrics: &TlsMetrics,
 ) -> Option<(TlsStream<TcpStream>, PeerInfo)> {
-    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+    let result = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
     let tls = match result {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
