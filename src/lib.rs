@@ -18,4 +18,5 @@ pub mod process;
 pub mod server;
 pub mod signing;
 pub mod slashing_cli;
+pub mod slashing_store;
 pub mod tls;

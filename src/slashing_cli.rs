@@ -85,13 +85,7 @@ fn opt(v: Option<u64>) -> String {
 }
 
 fn open(config: &Config) -> anyhow::Result<SlashingDb> {
-    let path = config.slashing_database_path();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
-    SlashingDb::open(&path, Default::default())
-        .with_context(|| format!("cannot open slashing database {}", path.display()))
+    crate::slashing_store::open(config, Default::default())
 }
 
 fn parse_pubkeys(values: &[String]) -> anyhow::Result<Option<Vec<[u8; 48]>>> {

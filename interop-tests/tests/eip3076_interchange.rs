@@ -30,7 +30,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use slashing_db::{ExportFormat, OpenOptions, SignCheckError, SlashingDb};
+use slashing_db::{
+    Approval, Epoch, ExportFormat, OpenOptions, SignCheckError, SlashingDb, Slot, Subject,
+};
 
 #[derive(Deserialize)]
 struct TestFile {
@@ -91,12 +93,12 @@ fn check(
     failures: &mut Vec<String>,
     what: String,
     expected_ok: bool,
-    got: Result<(), SignCheckError>,
+    got: Result<Approval, SignCheckError>,
 ) {
     match (expected_ok, got) {
-        (true, Ok(())) | (false, Err(SignCheckError::Refused(_))) => {}
+        (true, Ok(_)) | (false, Err(SignCheckError::Refused(_))) => {}
         (true, Err(e)) => failures.push(format!("{what}: should succeed, got: {e}")),
-        (false, Ok(())) => failures.push(format!("{what}: should be refused, was allowed")),
+        (false, Ok(_)) => failures.push(format!("{what}: should be refused, was allowed")),
         (false, Err(SignCheckError::Db(e))) => {
             failures.push(format!("{what}: database error: {e}"))
         }
@@ -134,11 +136,11 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
         for (i, b) in step.blocks.iter().enumerate() {
             items += 1;
             let slot: u64 = b.slot.parse().expect("slot");
-            let got = db.check_and_record_block_blocking(
-                gvr,
-                hex_n::<48>(&b.pubkey),
-                slot,
-                root(&b.signing_root),
+            let got = db.check_and_record_blocking(
+                gvr.into(),
+                hex_n::<48>(&b.pubkey).into(),
+                Subject::Block { slot: Slot(slot) },
+                root(&b.signing_root).into(),
             );
             check(
                 failures,
@@ -151,12 +153,14 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
             items += 1;
             let s: u64 = a.source_epoch.parse().expect("source");
             let t: u64 = a.target_epoch.parse().expect("target");
-            let got = db.check_and_record_attestation_blocking(
-                gvr,
-                hex_n::<48>(&a.pubkey),
-                s,
-                t,
-                root(&a.signing_root),
+            let got = db.check_and_record_blocking(
+                gvr.into(),
+                hex_n::<48>(&a.pubkey).into(),
+                Subject::Attestation {
+                    source: Epoch(s),
+                    target: Epoch(t),
+                },
+                root(&a.signing_root).into(),
             );
             check(
                 failures,

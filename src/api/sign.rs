@@ -161,19 +161,22 @@ async fn protect(
         ApiError::BadRequest("fork_info.genesis_validators_root is required".into())
     })?;
     let root = prepared.signing_root;
-    let result = match subject {
-        SlashingSubject::Block { slot } => {
-            db.check_and_record_block(gvr, *pubkey, slot, root).await
-        }
+    let db_subject = match subject {
+        SlashingSubject::Block { slot } => slashing_db::Subject::Block {
+            slot: slashing_db::Slot(slot),
+        },
         SlashingSubject::Attestation {
             source_epoch,
             target_epoch,
-        } => {
-            db.check_and_record_attestation(gvr, *pubkey, source_epoch, target_epoch, root)
-                .await
-        }
+        } => slashing_db::Subject::Attestation {
+            source: slashing_db::Epoch(source_epoch),
+            target: slashing_db::Epoch(target_epoch),
+        },
     };
-    result.map_err(|e| match e {
+    let result = db
+        .check_and_record(gvr.into(), (*pubkey).into(), db_subject, root.into())
+        .await;
+    result.map(|_approval| ()).map_err(|e| match e {
         slashing_db::SignCheckError::Refused(refusal) => {
             tracing::warn!(
                 pubkey = %keys::pubkey_hex(pubkey),
