@@ -105,8 +105,11 @@ fn check(
     }
 }
 
+/// Opens a fresh, empty database.
+type OpenFresh<'a> = &'a dyn Fn() -> SlashingDb;
+
 /// Runs one test file; returns the number of checked items.
-fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
+fn run_file(path: &Path, failures: &mut Vec<String>, open_fresh: OpenFresh<'_>) -> usize {
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -115,9 +118,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
     let test: TestFile =
         serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{file}: cannot parse: {e}"));
     let gvr = hex_n::<32>(&test.genesis_validators_root);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = SlashingDb::open(&dir.path().join("slashing.sqlite"), OpenOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: open: {e}"));
+    let db = open_fresh();
     db.bind_genesis_validators_root(gvr)
         .unwrap_or_else(|e| panic!("{file}: bind: {e}"));
     let mut items = 0;
@@ -178,9 +179,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                     continue;
                 }
             };
-            let dir2 = tempfile::tempdir().expect("tempdir");
-            let db2 = SlashingDb::open(&dir2.path().join("rt.sqlite"), OpenOptions::default())
-                .expect("open round-trip db");
+            let db2 = open_fresh();
             if let Err(e) = db2.import_interchange(&exported) {
                 failures.push(format!("{at}: re-import of {format:?} export failed: {e}"));
             }
@@ -191,6 +190,32 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
 
 #[test]
 fn eip3076_interchange_suite() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    run_suite(&|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SlashingDb::open(&dir.path().join("slashing.sqlite"), OpenOptions::default())
+            .expect("open sqlite");
+        dirs.lock().expect("lock").push(dir);
+        db
+    });
+}
+
+/// The same suite, every database a fresh one on a throw-away PostgreSQL.
+#[test]
+fn eip3076_interchange_suite_on_postgres() {
+    let Some(pg) =
+        interop_tests::postgres::require_postgres("eip3076_interchange_suite_on_postgres")
+    else {
+        return;
+    };
+    run_suite(&|| {
+        let url = pg.create_database().expect("create database");
+        let location = slashing_db::DatabaseLocation::parse(&url).expect("url");
+        SlashingDb::open_location(&location, OpenOptions::default()).expect("open postgres")
+    });
+}
+
+fn run_suite(open_fresh: OpenFresh<'_>) {
     let dir = suite_dir().join("tests").join("generated");
     if !dir.is_dir() {
         let msg = format!(
@@ -215,7 +240,7 @@ fn eip3076_interchange_suite() {
     let mut failures = Vec::new();
     let mut items = 0;
     for f in &files {
-        items += run_file(f, &mut failures);
+        items += run_file(f, &mut failures, open_fresh);
     }
     eprintln!(
         "EIP-3076 suite: {} files, {items} block/attestation checks, {} failures",
