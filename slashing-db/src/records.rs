@@ -1,6 +1,6 @@
 //! The storage seam: what the EIP-3076 rules, import, export and pruning need from a
 //! backend, inside one open transaction. Each backend (SQLite, PostgreSQL) implements
-//! [`Records`] once; the rules ([`crate::checks`]), the interchange import/export and
+//! [`Records`] once; the rules (`checks.rs`), the interchange import/export and
 //! pruning are written once on top of it.
 
 use crate::error::DbError;
@@ -12,7 +12,7 @@ pub(crate) type ValidatorId = i64;
 pub(crate) type StoredRoot = Option<[u8; 32]>;
 
 /// The per-validator maxima that decide a normal next block or attestation without
-/// reading the history (see [`crate::checks::decide_from_summary`]).
+/// reading the history (see `checks::decide_from_summary`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// Highest recorded block slot.
