@@ -31,5 +31,6 @@ pub mod process;
 pub mod secret_file;
 pub mod server;
 pub mod signer;
+pub mod slashing_store;
 pub mod startup;
 pub mod tls;

@@ -197,11 +197,6 @@ fn open_slashing_db(
         );
         return Ok(None);
     }
-    let path = config.slashing_database_path();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
     let options = slashing_db::OpenOptions {
         max_batch: config.slashing.max_batch,
         observer: Some(metrics),
@@ -212,9 +207,8 @@ fn open_slashing_db(
         }),
         ..Default::default()
     };
-    let db = slashing_db::SlashingDb::open(&path, options)
-        .with_context(|| format!("cannot open slashing database {}", path.display()))?;
-    tracing::info!(database = %path.display(), "slashing protection enabled");
+    let db = crate::slashing_store::open(config, options)?;
+    tracing::info!(database = %db.location(), "slashing protection enabled");
     Ok(Some(db))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod keyguard_process;
 pub mod lodestar;
+pub mod postgres;
 pub mod prometheus;
 pub mod requests;
 pub mod softhsm;

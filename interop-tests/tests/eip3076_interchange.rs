@@ -30,7 +30,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use slashing_db::{ExportFormat, OpenOptions, SignCheckError, SlashingDb};
+use slashing_db::{
+    Approval, Epoch, ExportFormat, OpenOptions, SignCheckError, SlashingDb, Slot, Subject,
+};
 
 #[derive(Deserialize)]
 struct TestFile {
@@ -91,20 +93,23 @@ fn check(
     failures: &mut Vec<String>,
     what: String,
     expected_ok: bool,
-    got: Result<(), SignCheckError>,
+    got: Result<Approval, SignCheckError>,
 ) {
     match (expected_ok, got) {
-        (true, Ok(())) | (false, Err(SignCheckError::Refused(_))) => {}
+        (true, Ok(_)) | (false, Err(SignCheckError::Refused(_))) => {}
         (true, Err(e)) => failures.push(format!("{what}: should succeed, got: {e}")),
-        (false, Ok(())) => failures.push(format!("{what}: should be refused, was allowed")),
+        (false, Ok(_)) => failures.push(format!("{what}: should be refused, was allowed")),
         (false, Err(SignCheckError::Db(e))) => {
             failures.push(format!("{what}: database error: {e}"))
         }
     }
 }
 
+/// Opens a fresh, empty database.
+type OpenFresh<'a> = &'a dyn Fn() -> SlashingDb;
+
 /// Runs one test file; returns the number of checked items.
-fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
+fn run_file(path: &Path, failures: &mut Vec<String>, open_fresh: OpenFresh<'_>) -> usize {
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -113,9 +118,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
     let test: TestFile =
         serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{file}: cannot parse: {e}"));
     let gvr = hex_n::<32>(&test.genesis_validators_root);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = SlashingDb::open(&dir.path().join("slashing.sqlite"), OpenOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: open: {e}"));
+    let db = open_fresh();
     db.bind_genesis_validators_root(gvr)
         .unwrap_or_else(|e| panic!("{file}: bind: {e}"));
     let mut items = 0;
@@ -134,11 +137,11 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
         for (i, b) in step.blocks.iter().enumerate() {
             items += 1;
             let slot: u64 = b.slot.parse().expect("slot");
-            let got = db.check_and_record_block_blocking(
-                gvr,
-                hex_n::<48>(&b.pubkey),
-                slot,
-                root(&b.signing_root),
+            let got = db.check_and_record_blocking(
+                gvr.into(),
+                hex_n::<48>(&b.pubkey).into(),
+                Subject::Block { slot: Slot(slot) },
+                root(&b.signing_root).into(),
             );
             check(
                 failures,
@@ -151,12 +154,14 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
             items += 1;
             let s: u64 = a.source_epoch.parse().expect("source");
             let t: u64 = a.target_epoch.parse().expect("target");
-            let got = db.check_and_record_attestation_blocking(
-                gvr,
-                hex_n::<48>(&a.pubkey),
-                s,
-                t,
-                root(&a.signing_root),
+            let got = db.check_and_record_blocking(
+                gvr.into(),
+                hex_n::<48>(&a.pubkey).into(),
+                Subject::Attestation {
+                    source: Epoch(s),
+                    target: Epoch(t),
+                },
+                root(&a.signing_root).into(),
             );
             check(
                 failures,
@@ -174,9 +179,7 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
                     continue;
                 }
             };
-            let dir2 = tempfile::tempdir().expect("tempdir");
-            let db2 = SlashingDb::open(&dir2.path().join("rt.sqlite"), OpenOptions::default())
-                .expect("open round-trip db");
+            let db2 = open_fresh();
             if let Err(e) = db2.import_interchange(&exported) {
                 failures.push(format!("{at}: re-import of {format:?} export failed: {e}"));
             }
@@ -187,6 +190,32 @@ fn run_file(path: &Path, failures: &mut Vec<String>) -> usize {
 
 #[test]
 fn eip3076_interchange_suite() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    run_suite(&|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SlashingDb::open(&dir.path().join("slashing.sqlite"), OpenOptions::default())
+            .expect("open sqlite");
+        dirs.lock().expect("lock").push(dir);
+        db
+    });
+}
+
+/// The same suite, every database a fresh one on a throw-away PostgreSQL.
+#[test]
+fn eip3076_interchange_suite_on_postgres() {
+    let Some(pg) =
+        interop_tests::postgres::require_postgres("eip3076_interchange_suite_on_postgres")
+    else {
+        return;
+    };
+    run_suite(&|| {
+        let url = pg.create_database().expect("create database");
+        let location = slashing_db::DatabaseLocation::parse(&url).expect("url");
+        SlashingDb::open_location(&location, OpenOptions::default()).expect("open postgres")
+    });
+}
+
+fn run_suite(open_fresh: OpenFresh<'_>) {
     let dir = suite_dir().join("tests").join("generated");
     if !dir.is_dir() {
         let msg = format!(
@@ -211,7 +240,7 @@ fn eip3076_interchange_suite() {
     let mut failures = Vec::new();
     let mut items = 0;
     for f in &files {
-        items += run_file(f, &mut failures);
+        items += run_file(f, &mut failures, open_fresh);
     }
     eprintln!(
         "EIP-3076 suite: {} files, {items} block/attestation checks, {} failures",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use slashing_db::{OpenOptions, SlashingDb};
+use slashing_db::{Epoch, OpenOptions, SlashingDb, Subject};
 
 const BURST: u64 = 512;
 const GVR: [u8; 32] = [1; 32];
@@ -64,9 +64,17 @@ fn burst(s: &Setup) -> Duration {
                 let mut root = [0u8; 32];
                 root[..8].copy_from_slice(&epoch.to_be_bytes());
                 root[8..16].copy_from_slice(&v.to_be_bytes());
-                db.check_and_record_attestation(GVR, pubkey(v), epoch - 1, epoch, root)
-                    .await
-                    .expect("allowed")
+                db.check_and_record(
+                    GVR.into(),
+                    pubkey(v).into(),
+                    Subject::Attestation {
+                        source: Epoch(epoch - 1),
+                        target: Epoch(epoch),
+                    },
+                    root.into(),
+                )
+                .await
+                .expect("allowed")
             });
         }
         while let Some(r) = set.join_next().await {

@@ -1,153 +1,127 @@
-//! The EIP-3076 checks and the recording of signed messages, as small SQL functions that
-//! run inside a caller-provided transaction. The writer thread calls them for every
-//! request of a batch in order, so each request is checked against the committed state
-//! plus the records of the earlier requests of the same batch.
+//! The EIP-3076 rules, written once for every backend: they read and write through
+//! [`Records`] inside the caller's transaction. The writer calls them for every request of
+//! a batch in order, so each request is checked against the committed state plus the
+//! records of the earlier requests of the same batch.
 //!
-//! A signing root of all zeroes is treated as "null" (unknown): it is stored as NULL and
-//! never counts as an exact repeat.
-
-use std::collections::HashMap;
-
-use rusqlite::{params, Connection, OptionalExtension};
+//! The common case costs O(1): a validator's [`Summary`] (highest block slot, highest
+//! source and target) proves a block above every recorded block, or an attestation above
+//! every recorded target whose source is at least every recorded source, safe without
+//! reading the history (nothing recorded can conflict with it, and it is above both low
+//! watermarks). Everything else, including every refusal, goes through the full checks,
+//! so a refusal's reason does not depend on the path taken.
 
 use crate::error::{DbError, Refusal};
-use crate::schema::{dec, enc};
-
-/// State mirrored from the database by the writer thread. Reloaded after every rollback so
-/// it never holds anything that was not committed.
-#[derive(Debug, Default)]
-pub(crate) struct Cache {
-    /// pubkey -> validators.id
-    pub validators: HashMap<[u8; 48], i64>,
-    /// The genesis validators root the database is bound to.
-    pub gvr: Option<[u8; 32]>,
-    /// High watermark slot (kill switch), if set.
-    pub hw_slot: Option<u64>,
-    /// High watermark epoch (kill switch), if set.
-    pub hw_epoch: Option<u64>,
-}
-
-impl Cache {
-    /// Reads the cached state from the database.
-    pub fn load(conn: &Connection) -> Result<Cache, DbError> {
-        let (gvr, hw_slot, hw_epoch): (Option<Vec<u8>>, Option<i64>, Option<i64>) = conn
-            .query_row(
-                "SELECT genesis_validators_root, high_watermark_slot, high_watermark_epoch FROM meta WHERE id = 0",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-        let gvr = match gvr {
-            None => None,
-            Some(v) => Some(to_root(v)?),
-        };
-        let mut validators = HashMap::new();
-        let mut stmt = conn.prepare("SELECT id, pubkey FROM validators")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            let pk: Vec<u8> = row.get(1)?;
-            let pk: [u8; 48] = pk
-                .try_into()
-                .map_err(|_| DbError::Corrupt(format!("validator {id}: pubkey is not 48 bytes")))?;
-            validators.insert(pk, id);
-        }
-        Ok(Cache {
-            validators,
-            gvr,
-            hw_slot: hw_slot.map(dec),
-            hw_epoch: hw_epoch.map(dec),
-        })
-    }
-}
-
-/// What a successful check did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// A new record was written.
-    Recorded,
-    /// Exact repeat of a recorded message (same non-null signing root): nothing written.
-    Repeat,
-}
+use crate::records::{Records, Summary, ValidatorId};
+use crate::types::{Approval, GenesisValidatorsRoot, SigningRoot, Subject, ValidatorPubkey};
 
 /// Result of a check: `Err` is a database failure, `Ok(Err)` a refusal.
-pub(crate) type CheckResult = Result<Result<Outcome, Refusal>, DbError>;
+pub(crate) type CheckResult = Result<Result<Approval, Refusal>, DbError>;
 
-/// `None` for the all-zero ("null") root.
-pub(crate) fn non_null(root: &[u8; 32]) -> Option<&[u8; 32]> {
-    if root.iter().all(|b| *b == 0) {
-        None
-    } else {
-        Some(root)
+/// Full check-and-record of one request: genesis root, high watermark, rules, insert.
+pub(crate) fn check_and_record(
+    rec: &mut dyn Records,
+    gvr: &GenesisValidatorsRoot,
+    pubkey: &ValidatorPubkey,
+    subject: Subject,
+    root: &SigningRoot,
+) -> CheckResult {
+    let meta = rec.meta()?;
+    match meta.gvr {
+        Some(bound) if bound == gvr.0 => {}
+        Some(bound) => {
+            return Ok(Err(Refusal::WrongGenesisValidatorsRoot {
+                bound,
+                requested: gvr.0,
+            }))
+        }
+        None => rec.bind_gvr(&gvr.0)?,
     }
-}
-
-pub(crate) fn to_root(v: Vec<u8>) -> Result<[u8; 32], DbError> {
-    v.try_into()
-        .map_err(|_| DbError::Corrupt("a stored root is not 32 bytes".into()))
-}
-
-/// Checks the request's genesis validators root, binding the database to it if unbound
-/// (inside the current transaction).
-pub(crate) fn check_gvr(
-    conn: &Connection,
-    cache: &mut Cache,
-    gvr: &[u8; 32],
-) -> Result<Result<(), Refusal>, DbError> {
-    match cache.gvr {
-        Some(bound) if bound == *gvr => Ok(Ok(())),
-        Some(bound) => Ok(Err(Refusal::WrongGenesisValidatorsRoot {
-            bound,
-            requested: *gvr,
-        })),
-        None => {
-            bind_gvr(conn, gvr)?;
-            cache.gvr = Some(*gvr);
-            Ok(Ok(()))
+    if let Err(refusal) = check_high_watermark(meta.hw_slot, meta.hw_epoch, subject) {
+        return Ok(Err(refusal));
+    }
+    let vid = rec.register_validator(&pubkey.0)?;
+    let summary = rec.summary(vid)?;
+    let outcome = match decide_from_summary(&summary, subject) {
+        Some(approval) => Ok(approval),
+        None => match subject {
+            Subject::Block { slot } => check_block(rec, vid, slot.0, root)?,
+            Subject::Attestation { source, target } => {
+                check_attestation(rec, vid, source.0, target.0, root)?
+            }
+        },
+    };
+    if outcome == Ok(Approval::Recorded) {
+        let stored = root.known().copied();
+        match subject {
+            Subject::Block { slot } => rec.insert_block(vid, slot.0, stored)?,
+            Subject::Attestation { source, target } => {
+                rec.insert_attestation(vid, source.0, target.0, stored)?
+            }
         }
     }
+    Ok(outcome)
 }
 
-/// Writes the genesis validators root binding.
-pub(crate) fn bind_gvr(conn: &Connection, gvr: &[u8; 32]) -> Result<(), DbError> {
-    conn.prepare_cached("UPDATE meta SET genesis_validators_root = ?1 WHERE id = 0")?
-        .execute(params![&gvr[..]])?;
-    Ok(())
-}
-
-/// Returns the validator's id, registering it if unknown.
-pub(crate) fn validator_id(
-    conn: &Connection,
-    cache: &mut Cache,
-    pubkey: &[u8; 48],
-) -> Result<i64, DbError> {
-    if let Some(id) = cache.validators.get(pubkey) {
-        return Ok(*id);
+/// The kill switch: blocks at or above the watermark slot, attestations with source or
+/// target at or above the watermark epoch are refused.
+fn check_high_watermark(
+    hw_slot: Option<u64>,
+    hw_epoch: Option<u64>,
+    subject: Subject,
+) -> Result<(), Refusal> {
+    match subject {
+        Subject::Block { slot } => match hw_slot {
+            Some(hw) if slot.0 >= hw => Err(Refusal::HighWatermarkBlock {
+                slot: slot.0,
+                watermark_slot: hw,
+            }),
+            _ => Ok(()),
+        },
+        Subject::Attestation { source, target } => match hw_epoch {
+            Some(hw) if source.0 >= hw || target.0 >= hw => {
+                Err(Refusal::HighWatermarkAttestation {
+                    source_epoch: source.0,
+                    target_epoch: target.0,
+                    watermark_epoch: hw,
+                })
+            }
+            _ => Ok(()),
+        },
     }
-    conn.prepare_cached("INSERT INTO validators (pubkey) VALUES (?1)")?
-        .execute(params![&pubkey[..]])?;
-    let id = conn.last_insert_rowid();
-    cache.validators.insert(*pubkey, id);
-    Ok(id)
 }
 
-/// Pure block check against the recorded blocks of one validator.
-pub(crate) fn check_block(conn: &Connection, vid: i64, slot: u64, root: &[u8; 32]) -> CheckResult {
-    let same_slot: Option<Option<Vec<u8>>> = conn
-        .prepare_cached(
-            "SELECT signing_root FROM signed_blocks WHERE validator_id = ?1 AND slot = ?2",
-        )?
-        .query_row(params![vid, enc(slot)], |r| r.get(0))
-        .optional()?;
-    if let Some(existing) = same_slot {
-        return Ok(match (existing, non_null(root)) {
-            (Some(e), Some(r)) if e.as_slice() == r.as_slice() => Ok(Outcome::Repeat),
+/// Allows a request from the validator's maxima alone when they prove it safe (see the
+/// module docs); `None` when the history must be read.
+pub(crate) fn decide_from_summary(summary: &Summary, subject: Subject) -> Option<Approval> {
+    let safe = match subject {
+        Subject::Block { slot } => summary.max_block_slot.is_none_or(|max| slot.0 > max),
+        Subject::Attestation { source, target } => {
+            source <= target
+                && match (summary.max_source, summary.max_target) {
+                    (Some(max_source), Some(max_target)) => {
+                        target.0 > max_target && source.0 >= max_source
+                    }
+                    _ => true,
+                }
+        }
+    };
+    safe.then_some(Approval::Recorded)
+}
+
+/// Block rules against the recorded blocks of one validator (nothing written).
+pub(crate) fn check_block(
+    rec: &mut dyn Records,
+    vid: ValidatorId,
+    slot: u64,
+    root: &SigningRoot,
+) -> CheckResult {
+    if let Some(existing) = rec.block_at(vid, slot)? {
+        return Ok(match (existing, root.known()) {
+            (Some(e), Some(r)) if e == *r => Ok(Approval::Repeat),
             _ => Err(Refusal::DoubleBlockProposal { slot }),
         });
     }
-    let lowest: Option<i64> = conn
-        .prepare_cached("SELECT MIN(slot) FROM signed_blocks WHERE validator_id = ?1")?
-        .query_row(params![vid], |r| r.get(0))?;
-    if let Some(lowest) = lowest.map(dec) {
+    if let Some(lowest) = rec.lowest_block_slot(vid)? {
         if slot <= lowest {
             return Ok(Err(Refusal::BlockSlotNotAboveWatermark {
                 slot,
@@ -155,43 +129,21 @@ pub(crate) fn check_block(conn: &Connection, vid: i64, slot: u64, root: &[u8; 32
             }));
         }
     }
-    Ok(Ok(Outcome::Recorded))
+    Ok(Ok(Approval::Recorded))
 }
 
-/// Records a signed block.
-pub(crate) fn insert_block(
-    conn: &Connection,
-    vid: i64,
-    slot: u64,
-    root: Option<&[u8; 32]>,
-) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![vid, enc(slot), root.map(|r| &r[..])])?;
-    Ok(())
-}
-
-/// Pure attestation check against the recorded attestations of one validator.
+/// Attestation rules against the recorded attestations of one validator (nothing
+/// written).
 pub(crate) fn check_attestation(
-    conn: &Connection,
-    vid: i64,
+    rec: &mut dyn Records,
+    vid: ValidatorId,
     source: u64,
     target: u64,
-    root: &[u8; 32],
+    root: &SigningRoot,
 ) -> CheckResult {
-    let same_target: Option<(i64, Option<Vec<u8>>)> = conn
-        .prepare_cached(
-            "SELECT source_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2",
-        )?
-        .query_row(params![vid, enc(target)], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((existing_source, existing_root)) = same_target {
-        let existing_source = dec(existing_source);
-        return Ok(match (existing_root, non_null(root)) {
-            (Some(e), Some(r)) if e.as_slice() == r.as_slice() && existing_source == source => {
-                Ok(Outcome::Repeat)
-            }
+    if let Some((existing_source, existing_root)) = rec.attestation_at_target(vid, target)? {
+        return Ok(match (existing_root, root.known()) {
+            (Some(e), Some(r)) if e == *r && existing_source == source => Ok(Approval::Repeat),
             _ => Err(Refusal::DoubleVote {
                 source_epoch: source,
                 target_epoch: target,
@@ -205,50 +157,24 @@ pub(crate) fn check_attestation(
             target_epoch: target,
         }));
     }
-    // Surrounded by a record: r.source < source AND r.target > target. Drive the lookup by
-    // the target (few records lie above a new target); the unary `+` keeps SQLite off the
-    // source index for this query.
-    let surrounding: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM signed_attestations
-             WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2 LIMIT 1",
-        )?
-        .query_row(params![vid, enc(source), enc(target)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    if let Some((s, t)) = surrounding {
+    if let Some((s, t)) = rec.record_surrounding(vid, source, target)? {
         return Ok(Err(Refusal::SurroundedVote {
             source_epoch: source,
             target_epoch: target,
-            existing_source_epoch: dec(s),
-            existing_target_epoch: dec(t),
+            existing_source_epoch: s,
+            existing_target_epoch: t,
         }));
     }
-    // Surrounding a record: r.source > source AND r.target < target (driven by the source).
-    let surrounded: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM signed_attestations INDEXED BY signed_attestations_by_source
-             WHERE validator_id = ?1 AND source_epoch > ?2 AND +target_epoch < ?3 LIMIT 1",
-        )?
-        .query_row(params![vid, enc(source), enc(target)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    if let Some((s, t)) = surrounded {
+    if let Some((s, t)) = rec.record_surrounded(vid, source, target)? {
         return Ok(Err(Refusal::SurroundingVote {
             source_epoch: source,
             target_epoch: target,
-            existing_source_epoch: dec(s),
-            existing_target_epoch: dec(t),
+            existing_source_epoch: s,
+            existing_target_epoch: t,
         }));
     }
-    let lowest_source: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MIN(source_epoch) FROM signed_attestations INDEXED BY signed_attestations_by_source WHERE validator_id = ?1",
-        )?
-        .query_row(params![vid], |r| r.get(0))?;
-    if let Some(lowest) = lowest_source.map(dec) {
+    let (lowest_source, lowest_target) = rec.lowest_source_and_target(vid)?;
+    if let Some(lowest) = lowest_source {
         if source < lowest {
             return Ok(Err(Refusal::AttestationSourceBelowWatermark {
                 source_epoch: source,
@@ -256,12 +182,7 @@ pub(crate) fn check_attestation(
             }));
         }
     }
-    let lowest_target: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-        )?
-        .query_row(params![vid], |r| r.get(0))?;
-    if let Some(lowest) = lowest_target.map(dec) {
+    if let Some(lowest) = lowest_target {
         if target <= lowest {
             return Ok(Err(Refusal::AttestationTargetNotAboveWatermark {
                 target_epoch: target,
@@ -269,78 +190,55 @@ pub(crate) fn check_attestation(
             }));
         }
     }
-    Ok(Ok(Outcome::Recorded))
+    Ok(Ok(Approval::Recorded))
 }
 
-/// Records a signed attestation.
-pub(crate) fn insert_attestation(
-    conn: &Connection,
-    vid: i64,
-    source: u64,
-    target: u64,
-    root: Option<&[u8; 32]>,
-) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![vid, enc(source), enc(target), root.map(|r| &r[..])])?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Epoch, Slot};
 
-/// Full check-and-record of a block request: genesis root, high watermark, rules, insert.
-pub(crate) fn check_and_record_block(
-    conn: &Connection,
-    cache: &mut Cache,
-    gvr: &[u8; 32],
-    pubkey: &[u8; 48],
-    slot: u64,
-    root: &[u8; 32],
-) -> CheckResult {
-    if let Err(r) = check_gvr(conn, cache, gvr)? {
-        return Ok(Err(r));
-    }
-    if let Some(hw) = cache.hw_slot {
-        if slot >= hw {
-            return Ok(Err(Refusal::HighWatermarkBlock {
-                slot,
-                watermark_slot: hw,
-            }));
+    fn att(source: u64, target: u64) -> Subject {
+        Subject::Attestation {
+            source: Epoch(source),
+            target: Epoch(target),
         }
     }
-    let vid = validator_id(conn, cache, pubkey)?;
-    let outcome = check_block(conn, vid, slot, root)?;
-    if outcome == Ok(Outcome::Recorded) {
-        insert_block(conn, vid, slot, non_null(root))?;
-    }
-    Ok(outcome)
-}
 
-/// Full check-and-record of an attestation request.
-pub(crate) fn check_and_record_attestation(
-    conn: &Connection,
-    cache: &mut Cache,
-    gvr: &[u8; 32],
-    pubkey: &[u8; 48],
-    source: u64,
-    target: u64,
-    root: &[u8; 32],
-) -> CheckResult {
-    if let Err(r) = check_gvr(conn, cache, gvr)? {
-        return Ok(Err(r));
+    #[test]
+    fn summary_allows_only_what_is_above_every_record() {
+        let empty = Summary::default();
+        assert_eq!(
+            decide_from_summary(&empty, Subject::Block { slot: Slot(0) }),
+            Some(Approval::Recorded)
+        );
+        assert_eq!(
+            decide_from_summary(&empty, att(3, 4)),
+            Some(Approval::Recorded)
+        );
+        // source > target always goes to the full checks (which refuse it).
+        assert_eq!(decide_from_summary(&empty, att(5, 4)), None);
+
+        let s = Summary::default().with_block(10).with_attestation(4, 6);
+        assert_eq!(
+            decide_from_summary(&s, Subject::Block { slot: Slot(11) }),
+            Some(Approval::Recorded)
+        );
+        // A repeat or anything at or below the highest slot needs the history.
+        assert_eq!(
+            decide_from_summary(&s, Subject::Block { slot: Slot(10) }),
+            None
+        );
+        assert_eq!(
+            decide_from_summary(&s, Subject::Block { slot: Slot(3) }),
+            None
+        );
+        assert_eq!(decide_from_summary(&s, att(4, 7)), Some(Approval::Recorded));
+        assert_eq!(decide_from_summary(&s, att(6, 7)), Some(Approval::Recorded));
+        // Same target (a repeat or a double vote), lower target, or a source below the
+        // highest source (could surround a record): full checks.
+        assert_eq!(decide_from_summary(&s, att(4, 6)), None);
+        assert_eq!(decide_from_summary(&s, att(3, 7)), None);
+        assert_eq!(decide_from_summary(&s, att(1, 5)), None);
     }
-    if let Some(hw) = cache.hw_epoch {
-        if source >= hw || target >= hw {
-            return Ok(Err(Refusal::HighWatermarkAttestation {
-                source_epoch: source,
-                target_epoch: target,
-                watermark_epoch: hw,
-            }));
-        }
-    }
-    let vid = validator_id(conn, cache, pubkey)?;
-    let outcome = check_attestation(conn, vid, source, target, root)?;
-    if outcome == Ok(Outcome::Recorded) {
-        insert_attestation(conn, vid, source, target, non_null(root))?;
-    }
-    Ok(outcome)
 }

@@ -76,9 +76,72 @@ pub enum DbError {
     /// The operation needs a bound genesis validators root and the database has none yet.
     #[error("slashing database has no genesis_validators_root yet (nothing was ever signed or imported)")]
     NoGenesisValidatorsRoot,
+    /// The database location (path or URL) cannot be used.
+    #[error("slashing database {location}: {message}")]
+    InvalidLocation {
+        /// The location, with any password replaced by `***`.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The PostgreSQL server cannot be reached or refused the connection.
+    #[error("slashing database {location} is unavailable: {message}")]
+    Unavailable {
+        /// The location, with any password replaced by `***`.
+        location: String,
+        /// Why.
+        message: String,
+    },
+    /// PostgreSQL acknowledges commits before they are durable.
+    #[error(
+        "slashing database {location}: synchronous_commit is {actual}, so a commit can be \
+         acknowledged before it is durable and a crash could lose signed records; refusing \
+         to start (set synchronous_commit = on, or accept the risk with \
+         slashing.allow_async_commit / --slashing-allow-async-commit)"
+    )]
+    AsyncCommit {
+        /// The location, with any password replaced by `***`.
+        location: String,
+        /// The setting read from the server.
+        actual: String,
+    },
+    /// A PostgreSQL statement failed.
+    #[error("slashing database error: {0}")]
+    Postgres(String),
+    /// A transaction conflicted with another writer (PostgreSQL deadlock `40P01` or
+    /// serialization failure `40001`); it was rolled back.
+    #[error("slashing database conflict, rolled back: {0}")]
+    Conflict(String),
     /// An export could not be serialised.
     #[error("cannot serialise interchange: {0}")]
     Serialize(String),
+}
+
+impl DbError {
+    /// True for a conflict with another writer of a shared database (deadlock or
+    /// serialization failure): the transaction was rolled back and may be retried whole.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict(_))
+    }
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        match e.code() {
+            Some(c)
+                if *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+            {
+                DbError::Conflict(e.to_string())
+            }
+            _ => match e.as_db_error() {
+                // The server's message, not the driver's wrapper ("db error: ...").
+                Some(db) => DbError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+                None => DbError::Postgres(e.to_string()),
+            },
+        }
+    }
 }
 
 impl From<rusqlite::Error> for DbError {

@@ -26,13 +26,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::checks::{self, Cache};
 use crate::error::{DbError, ImportError, ImportProblem};
-use crate::schema::dec;
+use crate::records::{Records, StoredRoot, ValidatorId};
 
 /// At most this many problems are kept in [`ImportError::Invalid`]; the total is counted.
 pub const MAX_REPORTED_PROBLEMS: usize = 10_000;
@@ -541,11 +539,10 @@ pub(crate) fn parse_interchange(json: &[u8]) -> Result<ParsedInterchange, Import
 
 /// Applies a parsed interchange inside the caller's transaction (see the module docs).
 pub(crate) fn apply_import(
-    conn: &Connection,
-    cache: &mut Cache,
+    rec: &mut dyn Records,
     parsed: &ParsedInterchange,
 ) -> Result<ImportSummary, ImportError> {
-    match cache.gvr {
+    match rec.meta()?.gvr {
         Some(bound) if bound != parsed.genesis_validators_root => {
             return Err(ImportError::WrongGenesisValidatorsRoot {
                 bound,
@@ -553,45 +550,29 @@ pub(crate) fn apply_import(
             })
         }
         Some(_) => {}
-        None => {
-            checks::bind_gvr(conn, &parsed.genesis_validators_root)?;
-            cache.gvr = Some(parsed.genesis_validators_root);
-        }
+        None => rec.bind_gvr(&parsed.genesis_validators_root)?,
     }
+    let mut pubkeys: Vec<[u8; 48]> = parsed.validators.iter().map(|v| v.pubkey).collect();
+    pubkeys.sort_unstable();
+    pubkeys.dedup();
+    rec.lock_validators(&pubkeys)?;
     let mut new_validators = 0;
     for v in &parsed.validators {
-        if !cache.validators.contains_key(&v.pubkey) {
+        if rec.find_validator(&v.pubkey)?.is_none() {
             new_validators += 1;
         }
-        let vid = checks::validator_id(conn, cache, &v.pubkey)?;
+        let vid = rec.register_validator(&v.pubkey)?;
+        let recorded = rec.summary(vid)?;
         if let Some(file_max) = v.max_block_slot {
-            let recorded: Option<i64> = conn
-                .prepare_cached("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1")
-                .map_err(DbError::from)?
-                .query_row(params![vid], |r| r.get(0))
-                .map_err(DbError::from)?;
-            let slot = recorded.map(dec).max(Some(file_max)).unwrap_or(file_max);
-            conn.prepare_cached("DELETE FROM signed_blocks WHERE validator_id = ?1")
-                .map_err(DbError::from)?
-                .execute(params![vid])
-                .map_err(DbError::from)?;
-            checks::insert_block(conn, vid, slot, None)?;
+            let slot = recorded.max_block_slot.unwrap_or(0).max(file_max);
+            rec.delete_all_blocks(vid)?;
+            rec.insert_block(vid, slot, None)?;
         }
         if let Some((file_source, file_target)) = v.max_attestation {
-            let (rs, rt): (Option<i64>, Option<i64>) = conn
-                .prepare_cached(
-                    "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-                )
-                .map_err(DbError::from)?
-                .query_row(params![vid], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(DbError::from)?;
-            let source = rs.map(dec).unwrap_or(0).max(file_source);
-            let target = rt.map(dec).unwrap_or(0).max(file_target);
-            conn.prepare_cached("DELETE FROM signed_attestations WHERE validator_id = ?1")
-                .map_err(DbError::from)?
-                .execute(params![vid])
-                .map_err(DbError::from)?;
-            checks::insert_attestation(conn, vid, source, target, None)?;
+            let source = recorded.max_source.unwrap_or(0).max(file_source);
+            let target = recorded.max_target.unwrap_or(0).max(file_target);
+            rec.delete_all_attestations(vid)?;
+            rec.insert_attestation(vid, source, target, None)?;
         }
     }
     Ok(ImportSummary {
@@ -605,7 +586,7 @@ pub(crate) fn apply_import(
 // ---------------------------------------------------------------------------------------
 // Export: JSON written directly (all values are hex or decimal, nothing needs escaping).
 
-fn write_root(out: &mut Vec<u8>, root: Option<Vec<u8>>) -> Result<(), DbError> {
+fn write_root(out: &mut Vec<u8>, root: StoredRoot) -> Result<(), DbError> {
     if let Some(r) = root {
         write!(out, ",\"signing_root\":\"0x{}\"", hex::encode(r))
             .map_err(|e| DbError::Serialize(e.to_string()))?;
@@ -613,25 +594,57 @@ fn write_root(out: &mut Vec<u8>, root: Option<Vec<u8>>) -> Result<(), DbError> {
     Ok(())
 }
 
+fn write_block(out: &mut Vec<u8>, first: bool, slot: u64, root: StoredRoot) -> Result<(), DbError> {
+    if !first {
+        out.push(b',');
+    }
+    write!(out, "{{\"slot\":\"{slot}\"").map_err(|e| DbError::Serialize(e.to_string()))?;
+    write_root(out, root)?;
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_attestation(
+    out: &mut Vec<u8>,
+    first: bool,
+    source: u64,
+    target: u64,
+    root: StoredRoot,
+) -> Result<(), DbError> {
+    if !first {
+        out.push(b',');
+    }
+    write!(
+        out,
+        "{{\"source_epoch\":\"{source}\",\"target_epoch\":\"{target}\""
+    )
+    .map_err(|e| DbError::Serialize(e.to_string()))?;
+    write_root(out, root)?;
+    out.push(b'}');
+    Ok(())
+}
+
 /// Exports the database (or the given pubkeys, those unknown are skipped) as interchange
 /// JSON.
 pub(crate) fn export(
-    conn: &Connection,
-    cache: &Cache,
+    rec: &mut dyn Records,
     pubkeys: Option<&[[u8; 48]]>,
     format: ExportFormat,
 ) -> Result<Vec<u8>, DbError> {
-    let gvr = cache.gvr.ok_or(DbError::NoGenesisValidatorsRoot)?;
+    let gvr = rec.meta()?.gvr.ok_or(DbError::NoGenesisValidatorsRoot)?;
     let ser = |e: std::io::Error| DbError::Serialize(e.to_string());
-    let mut validators: Vec<(i64, [u8; 48])> = match pubkeys {
+    let mut validators: Vec<(ValidatorId, [u8; 48])> = match pubkeys {
         Some(list) => {
             let mut seen = std::collections::HashSet::new();
-            list.iter()
-                .filter(|pk| seen.insert(**pk))
-                .filter_map(|pk| cache.validators.get(pk).map(|id| (*id, *pk)))
-                .collect()
+            let mut found = Vec::new();
+            for pk in list.iter().filter(|pk| seen.insert(**pk)) {
+                if let Some(id) = rec.find_validator(pk)? {
+                    found.push((id, *pk));
+                }
+            }
+            found
         }
-        None => cache.validators.iter().map(|(pk, id)| (*id, *pk)).collect(),
+        None => rec.validators()?,
     };
     validators.sort_unstable_by_key(|(id, _)| *id);
     let mut out = Vec::with_capacity(256 + validators.len() * 256);
@@ -651,79 +664,32 @@ pub(crate) fn export(
             hex::encode(pk)
         )
         .map_err(ser)?;
-        let block_sql = match format {
+        match format {
             ExportFormat::Complete => {
-                "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1 ORDER BY slot"
+                for (i, (slot, root)) in rec.blocks(*vid)?.into_iter().enumerate() {
+                    write_block(&mut out, i == 0, slot, root)?;
+                }
             }
             ExportFormat::Minimal => {
-                "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?1 ORDER BY slot DESC LIMIT 1"
+                if let Some(slot) = rec.summary(*vid)?.max_block_slot {
+                    let root = rec.block_at(*vid, slot)?.flatten();
+                    write_block(&mut out, true, slot, root)?;
+                }
             }
-        };
-        let mut stmt = conn.prepare_cached(block_sql)?;
-        let mut rows = stmt.query(params![vid])?;
-        let mut first = true;
-        while let Some(row) = rows.next()? {
-            let slot: i64 = row.get(0)?;
-            let root: Option<Vec<u8>> = row.get(1)?;
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write!(out, "{{\"slot\":\"{}\"", dec(slot)).map_err(ser)?;
-            write_root(&mut out, root)?;
-            out.push(b'}');
         }
         out.extend_from_slice(b"],\"signed_attestations\":[");
         match format {
             ExportFormat::Complete => {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1 ORDER BY target_epoch",
-                )?;
-                let mut rows = stmt.query(params![vid])?;
-                let mut first = true;
-                while let Some(row) = rows.next()? {
-                    let s: i64 = row.get(0)?;
-                    let t: i64 = row.get(1)?;
-                    let root: Option<Vec<u8>> = row.get(2)?;
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    write!(
-                        out,
-                        "{{\"source_epoch\":\"{}\",\"target_epoch\":\"{}\"",
-                        dec(s),
-                        dec(t)
-                    )
-                    .map_err(ser)?;
-                    write_root(&mut out, root)?;
-                    out.push(b'}');
+                for (i, (s, t, root)) in rec.attestations(*vid)?.into_iter().enumerate() {
+                    write_attestation(&mut out, i == 0, s, t, root)?;
                 }
             }
             ExportFormat::Minimal => {
-                let (s, t): (Option<i64>, Option<i64>) = conn
-                    .prepare_cached(
-                        "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-                    )?
-                    .query_row(params![vid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                if let (Some(s), Some(t)) = (s, t) {
+                let summary = rec.summary(*vid)?;
+                if let (Some(s), Some(t)) = (summary.max_source, summary.max_target) {
                     // Keep the signing root only if one record carries both maxima.
-                    let root: Option<Vec<u8>> = conn
-                        .prepare_cached(
-                            "SELECT signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2 AND source_epoch = ?3",
-                        )?
-                        .query_row(params![vid, t, s], |r| r.get(0))
-                        .optional()?
-                        .flatten();
-                    write!(
-                        out,
-                        "{{\"source_epoch\":\"{}\",\"target_epoch\":\"{}\"",
-                        dec(s),
-                        dec(t)
-                    )
-                    .map_err(ser)?;
-                    write_root(&mut out, root)?;
-                    out.push(b'}');
+                    let root = rec.attestation_root(*vid, s, t)?.flatten();
+                    write_attestation(&mut out, true, s, t, root)?;
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! Unit tests of the database handle: locking, durability, rules, writer failure handling.
 
+use std::time::Duration;
+
 use super::*;
 
 const GVR: [u8; 32] = [7u8; 32];
@@ -22,9 +24,9 @@ fn open(dir: &tempfile::TempDir) -> SlashingDb {
     SlashingDb::open(&dir.path().join("db.sqlite"), OpenOptions::default()).expect("open")
 }
 
-fn reason(res: Result<(), SignCheckError>) -> &'static str {
+fn reason(res: Result<Approval, SignCheckError>) -> &'static str {
     match res {
-        Ok(()) => "ok",
+        Ok(_) => "ok",
         Err(SignCheckError::Refused(r)) => r.reason(),
         Err(SignCheckError::Db(e)) => panic!("db error: {e}"),
     }
@@ -34,8 +36,13 @@ fn reason(res: Result<(), SignCheckError>) -> &'static str {
 fn second_open_is_refused_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    db.check_and_record_block_blocking(GVR, pk(1), 1, r(1))
-        .expect("sign");
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(1).into(),
+        Subject::Block { slot: Slot(1) },
+        r(1).into(),
+    )
+    .expect("sign");
     let path = dir.path().join("db.sqlite");
     let err = SlashingDb::open(&path, OpenOptions::default()).expect_err("second open must fail");
     assert_eq!(err, DbError::InUse { path: path.clone() });
@@ -44,8 +51,13 @@ fn second_open_is_refused_cleanly() {
         "{err}"
     );
     // The first handle still works.
-    db.check_and_record_block_blocking(GVR, pk(1), 2, r(2))
-        .expect("sign");
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(1).into(),
+        Subject::Block { slot: Slot(2) },
+        r(2).into(),
+    )
+    .expect("sign");
     drop(db);
     let db = SlashingDb::open(&path, OpenOptions::default()).expect("reopen after close");
     assert_eq!(db.health(), Health::Up);
@@ -56,26 +68,57 @@ fn ok_answers_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
     for v in 0..20 {
-        db.check_and_record_block_blocking(GVR, pk(v), 10, r(v))
-            .expect("block");
-        db.check_and_record_attestation_blocking(GVR, pk(v), 2, 3, r(v))
-            .expect("att");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Block { slot: Slot(10) },
+            r(v).into(),
+        )
+        .expect("block");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Attestation {
+                source: Epoch(2),
+                target: Epoch(3),
+            },
+            r(v).into(),
+        )
+        .expect("att");
     }
     drop(db);
     let db = open(&dir);
     assert_eq!(db.genesis_validators_root().expect("gvr"), Some(GVR));
     for v in 0..20 {
         assert_eq!(
-            reason(db.check_and_record_block_blocking(GVR, pk(v), 10, r(v + 1))),
+            reason(db.check_and_record_blocking(
+                GVR.into(),
+                pk(v).into(),
+                Subject::Block { slot: Slot(10) },
+                r(v + 1).into()
+            )),
             "double_block_proposal"
         );
         assert_eq!(
-            reason(db.check_and_record_attestation_blocking(GVR, pk(v), 2, 3, r(v + 1))),
+            reason(db.check_and_record_blocking(
+                GVR.into(),
+                pk(v).into(),
+                Subject::Attestation {
+                    source: Epoch(2),
+                    target: Epoch(3)
+                },
+                r(v + 1).into()
+            )),
             "double_vote"
         );
         // Exact repeats are still allowed.
-        db.check_and_record_block_blocking(GVR, pk(v), 10, r(v))
-            .expect("repeat");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Block { slot: Slot(10) },
+            r(v).into(),
+        )
+        .expect("repeat");
     }
 }
 
@@ -83,7 +126,14 @@ fn ok_answers_survive_reopen() {
 fn block_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    let b = |slot, root| reason(db.check_and_record_block_blocking(GVR, pk(1), slot, root));
+    let b = |slot, root| {
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(slot) },
+            SigningRoot(root),
+        ))
+    };
     assert_eq!(b(10, r(1)), "ok");
     assert_eq!(b(10, r(1)), "ok"); // exact repeat
     assert_eq!(b(10, r(2)), "double_block_proposal");
@@ -109,7 +159,17 @@ fn block_rules() {
 fn attestation_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    let a = |s, t, root| reason(db.check_and_record_attestation_blocking(GVR, pk(1), s, t, root));
+    let a = |s, t, root| {
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(s),
+                target: Epoch(t),
+            },
+            SigningRoot(root),
+        ))
+    };
     assert_eq!(a(5, 4, r(9)), "source_greater_than_target");
     assert_eq!(a(2, 5, r(1)), "ok");
     assert_eq!(a(2, 5, r(1)), "ok"); // exact repeat
@@ -132,7 +192,17 @@ fn attestation_rules() {
 fn attestation_watermarks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    let a = |s, t, root| reason(db.check_and_record_attestation_blocking(GVR, pk(1), s, t, root));
+    let a = |s, t, root| {
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(s),
+                target: Epoch(t),
+            },
+            SigningRoot(root),
+        ))
+    };
     assert_eq!(a(5, 10, r(1)), "ok");
     assert_eq!(a(4, 11, r(2)), "surrounding_vote");
     assert_eq!(a(4, 9, r(2)), "attestation_source_below_watermark");
@@ -146,11 +216,24 @@ fn genesis_root_binding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
     assert_eq!(db.genesis_validators_root().expect("gvr"), None);
-    db.check_and_record_attestation_blocking(GVR, pk(1), 0, 1, r(1))
-        .expect("binds");
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(1).into(),
+        Subject::Attestation {
+            source: Epoch(0),
+            target: Epoch(1),
+        },
+        r(1).into(),
+    )
+    .expect("binds");
     assert_eq!(db.genesis_validators_root().expect("gvr"), Some(GVR));
     let err = db
-        .check_and_record_block_blocking([1; 32], pk(1), 5, r(1))
+        .check_and_record_blocking(
+            GenesisValidatorsRoot([1; 32]),
+            pk(1).into(),
+            Subject::Block { slot: Slot(5) },
+            r(1).into(),
+        )
         .expect_err("wrong root");
     assert_eq!(reason(Err(err)), "wrong_genesis_validators_root");
     assert!(matches!(
@@ -168,24 +251,58 @@ fn high_watermark_kill_switch_is_persisted() {
     assert_eq!(db.high_watermark().expect("hw"), None);
     db.set_high_watermark(Some(100), Some(3)).expect("set");
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 100, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(100) },
+            r(1).into()
+        )),
         "high_watermark"
     );
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 99, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(99) },
+            r(1).into()
+        )),
         "ok"
     );
     // An exact repeat at/above the watermark is refused too.
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 1, 3, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(1),
+                target: Epoch(3)
+            },
+            r(1).into()
+        )),
         "high_watermark"
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 3, 2, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(3),
+                target: Epoch(2)
+            },
+            r(1).into()
+        )),
         "high_watermark"
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 1, 2, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(1),
+                target: Epoch(2)
+            },
+            r(1).into()
+        )),
         "ok"
     );
     drop(db);
@@ -198,13 +315,23 @@ fn high_watermark_kill_switch_is_persisted() {
         })
     );
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 150, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(150) },
+            r(1).into()
+        )),
         "high_watermark"
     );
     db.clear_high_watermark().expect("clear");
     assert_eq!(db.high_watermark().expect("hw"), None);
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 150, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(150) },
+            r(1).into()
+        )),
         "ok"
     );
 }
@@ -214,27 +341,69 @@ fn prune_keeps_the_maximal_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
     for e in 1..=100u64 {
-        db.check_and_record_attestation_blocking(GVR, pk(1), e - 1, e, r(e as u32))
-            .expect("att");
-        db.check_and_record_block_blocking(GVR, pk(1), e * 32, r(e as u32))
-            .expect("block");
-    }
-    db.check_and_record_attestation_blocking(GVR, pk(2), 3, 4, r(1))
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(e - 1),
+                target: Epoch(e),
+            },
+            r(e as u32).into(),
+        )
         .expect("att");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(e * 32) },
+            r(e as u32).into(),
+        )
+        .expect("block");
+    }
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(2).into(),
+        Subject::Attestation {
+            source: Epoch(3),
+            target: Epoch(4),
+        },
+        r(1).into(),
+    )
+    .expect("att");
     let s = db.prune(10, 32).expect("prune");
     assert_eq!(s.attestations_deleted, 89); // targets 1..=89 (< 100 - 10 = 90)
     assert_eq!(s.blocks_deleted, 89);
     // Everything pruned stays refused: the low watermarks rose.
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 40, 50, r(999))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(40),
+                target: Epoch(50)
+            },
+            r(999).into()
+        )),
         "attestation_source_below_watermark"
     );
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 64, r(999))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(64) },
+            r(999).into()
+        )),
         "block_slot_not_above_watermark"
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 99, 101, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(99),
+                target: Epoch(101)
+            },
+            r(1).into()
+        )),
         "ok"
     );
     // Pruning everything but the maxima.
@@ -256,7 +425,15 @@ fn prune_keeps_the_maximal_records() {
         Some(1)
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(2), 3, 4, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(2).into(),
+            Subject::Attestation {
+                source: Epoch(3),
+                target: Epoch(4)
+            },
+            r(1).into()
+        )),
         "ok"
     );
 }
@@ -292,7 +469,12 @@ fn import_is_atomic_and_checks_the_genesis_root() {
     // Nothing changed: not even the binding.
     assert_eq!(db.genesis_validators_root().expect("gvr"), None);
     assert_eq!(
-        reason(db.check_and_record_block_blocking([9; 32], pk(1), 5, r(1))),
+        reason(db.check_and_record_blocking(
+            GenesisValidatorsRoot([9; 32]),
+            pk(1).into(),
+            Subject::Block { slot: Slot(5) },
+            r(1).into()
+        )),
         "ok"
     );
     let err = db
@@ -313,19 +495,45 @@ fn import_is_atomic_and_checks_the_genesis_root() {
     assert_eq!(s.blocks_in_file, 2);
     assert_eq!(db.genesis_validators_root().expect("gvr"), Some(GVR));
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 10, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(10) },
+            r(1).into()
+        )),
         "double_block_proposal"
     );
     assert_eq!(
-        reason(db.check_and_record_block_blocking(GVR, pk(1), 11, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(11) },
+            r(1).into()
+        )),
         "ok"
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 3, 5, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(3),
+                target: Epoch(5)
+            },
+            r(1).into()
+        )),
         "ok"
     );
     assert_eq!(
-        reason(db.check_and_record_attestation_blocking(GVR, pk(1), 2, 3, r(1))),
+        reason(db.check_and_record_blocking(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Attestation {
+                source: Epoch(2),
+                target: Epoch(3)
+            },
+            r(1).into()
+        )),
         "attestation_source_below_watermark"
     );
 }
@@ -336,10 +544,23 @@ fn export_minimal_and_complete_round_trip() {
     let db = open(&dir);
     for v in 0..3 {
         for e in 1..5u64 {
-            db.check_and_record_attestation_blocking(GVR, pk(v), e - 1, e, r(e as u32))
-                .expect("att");
-            db.check_and_record_block_blocking(GVR, pk(v), e, r(e as u32))
-                .expect("block");
+            db.check_and_record_blocking(
+                GVR.into(),
+                pk(v).into(),
+                Subject::Attestation {
+                    source: Epoch(e - 1),
+                    target: Epoch(e),
+                },
+                r(e as u32).into(),
+            )
+            .expect("att");
+            db.check_and_record_blocking(
+                GVR.into(),
+                pk(v).into(),
+                Subject::Block { slot: Slot(e) },
+                r(e as u32).into(),
+            )
+            .expect("block");
         }
     }
     let complete = db
@@ -370,7 +591,12 @@ fn export_minimal_and_complete_round_trip() {
     db2.import_interchange(&complete).expect("import complete");
     db2.import_interchange(&minimal).expect("import minimal");
     assert_eq!(
-        reason(db2.check_and_record_block_blocking(GVR, pk(2), 4, r(4))),
+        reason(db2.check_and_record_blocking(
+            GVR.into(),
+            pk(2).into(),
+            Subject::Block { slot: Slot(4) },
+            r(4).into()
+        )),
         "double_block_proposal"
     );
 }
@@ -379,19 +605,29 @@ fn export_minimal_and_complete_round_trip() {
 fn db_failure_fails_closed_and_reports_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    db.check_and_record_block_blocking(GVR, pk(0), 1, r(1))
-        .expect("sign");
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(0).into(),
+        Subject::Block { slot: Slot(1) },
+        r(1).into(),
+    )
+    .expect("sign");
     // Freeze the file size: the next new pages cannot be allocated (SQLITE_FULL).
     db.admin(|w| {
-        w.conn
-            .execute_batch("PRAGMA max_page_count = 1")
+        w.backend
+            .execute_raw("PRAGMA max_page_count = 1")
             .expect("pragma");
     })
     .expect("admin");
     let mut failed = 0;
     for v in 1..200 {
-        match db.check_and_record_block_blocking(GVR, pk(v), 1, r(1)) {
-            Ok(()) => {}
+        match db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Block { slot: Slot(1) },
+            r(1).into(),
+        ) {
+            Ok(_) => {}
             Err(SignCheckError::Db(_)) => {
                 failed += 1;
                 break;
@@ -409,15 +645,20 @@ fn db_failure_fails_closed_and_reports_down() {
         db.health()
     );
     db.admin(|w| {
-        w.conn
-            .execute_batch("PRAGMA max_page_count = 1073741823")
+        w.backend
+            .execute_raw("PRAGMA max_page_count = 1073741823")
             .expect("pragma");
     })
     .expect("admin");
     // Works again, and the cache was reloaded: the rolled-back validators do not linger.
     for v in 1..200 {
-        db.check_and_record_block_blocking(GVR, pk(v), 1, r(1))
-            .expect("sign after recovery");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Block { slot: Slot(1) },
+            r(1).into(),
+        )
+        .expect("sign after recovery");
     }
     assert_eq!(db.health(), Health::Up);
 }
@@ -473,10 +714,24 @@ fn racing_conflicting_pairs_exactly_one_wins() {
                 let db = db.clone();
                 set.spawn(async move {
                     let res = if i % 2 == 0 {
-                        db.check_and_record_block(GVR, pk(i), 100, r(side)).await
+                        db.check_and_record(
+                            GVR.into(),
+                            pk(i).into(),
+                            Subject::Block { slot: Slot(100) },
+                            r(side).into(),
+                        )
+                        .await
                     } else {
-                        db.check_and_record_attestation(GVR, pk(i), 9, 10, r(side))
-                            .await
+                        db.check_and_record(
+                            GVR.into(),
+                            pk(i).into(),
+                            Subject::Attestation {
+                                source: Epoch(9),
+                                target: Epoch(10),
+                            },
+                            r(side).into(),
+                        )
+                        .await
                     };
                     (i, res)
                 });
@@ -486,7 +741,7 @@ fn racing_conflicting_pairs_exactly_one_wins() {
         while let Some(j) = set.join_next().await {
             let (i, res) = j.expect("task");
             match res {
-                Ok(()) => wins[i as usize] += 1,
+                Ok(_) => wins[i as usize] += 1,
                 Err(SignCheckError::Refused(r)) => assert!(
                     matches!(r.reason(), "double_block_proposal" | "double_vote"),
                     "{r}"
@@ -511,9 +766,22 @@ fn racing_conflicting_pairs_exactly_one_wins() {
     let db = open(&dir);
     for i in 0..PAIRS {
         let res = if i % 2 == 0 {
-            db.check_and_record_block_blocking(GVR, pk(i), 100, [0; 32])
+            db.check_and_record_blocking(
+                GVR.into(),
+                pk(i).into(),
+                Subject::Block { slot: Slot(100) },
+                SigningRoot([0; 32]),
+            )
         } else {
-            db.check_and_record_attestation_blocking(GVR, pk(i), 9, 10, [0; 32])
+            db.check_and_record_blocking(
+                GVR.into(),
+                pk(i).into(),
+                Subject::Attestation {
+                    source: Epoch(9),
+                    target: Epoch(10),
+                },
+                SigningRoot([0; 32]),
+            )
         };
         assert!(matches!(res, Err(SignCheckError::Refused(_))), "pair {i}");
     }
@@ -527,8 +795,7 @@ fn max_batch_one_still_works_and_queue_full_fails_closed() {
         OpenOptions {
             max_batch: 1,
             queue_capacity: 1,
-            observer: None,
-            pacer: None,
+            ..OpenOptions::default()
         },
     )
     .expect("open");
@@ -550,7 +817,13 @@ fn max_batch_one_still_works_and_queue_full_fails_closed() {
         for i in 0..5 {
             let db = db.clone();
             futs.push(tokio::spawn(async move {
-                db.check_and_record_block(GVR, pk(i), 1, r(1)).await
+                db.check_and_record(
+                    GVR.into(),
+                    pk(i).into(),
+                    Subject::Block { slot: Slot(1) },
+                    r(1).into(),
+                )
+                .await
             }));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -559,7 +832,7 @@ fn max_batch_one_still_works_and_queue_full_fails_closed() {
         let (mut ok, mut full) = (0, 0);
         for f in futs {
             match f.await.expect("join") {
-                Ok(()) => ok += 1,
+                Ok(_) => ok += 1,
                 Err(SignCheckError::Db(DbError::QueueFull { .. })) => full += 1,
                 Err(e) => panic!("{e}"),
             }
@@ -575,8 +848,13 @@ fn is_registered_tracks_known_validators() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
     assert!(!db.is_registered(pk(1)).expect("query"));
-    db.check_and_record_block_blocking(GVR, pk(1), 5, r(1))
-        .expect("sign");
+    db.check_and_record_blocking(
+        GVR.into(),
+        pk(1).into(),
+        Subject::Block { slot: Slot(5) },
+        r(1).into(),
+    )
+    .expect("sign");
     assert!(db.is_registered(pk(1)).expect("query"));
     assert!(!db.is_registered(pk(2)).expect("query"));
 }
@@ -591,10 +869,15 @@ fn abandoned_request_is_recorded_before_a_later_export() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    let mut fut = Box::pin(db.check_and_record_block(GVR, pk(3), 77, r(3)));
+    let mut fut = Box::pin(db.check_and_record(
+        GVR.into(),
+        pk(3).into(),
+        Subject::Block { slot: Slot(77) },
+        r(3).into(),
+    ));
     // One poll submits the request to the writer queue; then the requester vanishes.
     let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-    assert!(matches!(polled, Poll::Pending | Poll::Ready(Ok(()))));
+    assert!(matches!(polled, Poll::Pending | Poll::Ready(Ok(_))));
     drop(fut);
     let export = db
         .export_interchange(Some(&[pk(3)]), ExportFormat::Complete)
@@ -655,7 +938,15 @@ fn paced_writer_groups_requests_arriving_apart() {
             let db = db.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20 * u64::from(i)));
-                db.check_and_record_attestation_blocking(GVR, pk(i), 1, 2, r(i))
+                db.check_and_record_blocking(
+                    GVR.into(),
+                    pk(i).into(),
+                    Subject::Attestation {
+                        source: Epoch(1),
+                        target: Epoch(2),
+                    },
+                    r(i).into(),
+                )
             })
         })
         .collect();
@@ -673,7 +964,15 @@ fn paced_writer_groups_requests_arriving_apart() {
     let db = open(&dir);
     for i in 0..4u32 {
         assert_eq!(
-            reason(db.check_and_record_attestation_blocking(GVR, pk(i), 1, 2, r(99))),
+            reason(db.check_and_record_blocking(
+                GVR.into(),
+                pk(i).into(),
+                Subject::Attestation {
+                    source: Epoch(1),
+                    target: Epoch(2)
+                },
+                r(99).into()
+            )),
             "double_vote"
         );
     }
@@ -688,8 +987,13 @@ fn paced_writer_respects_zero_delay_and_batch_conflicts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, obs, _) = open_paced(&dir, Duration::ZERO);
     for i in 0..3u32 {
-        db.check_and_record_block_blocking(GVR, pk(i), 10, r(i))
-            .expect("recorded");
+        db.check_and_record_blocking(
+            GVR.into(),
+            pk(i).into(),
+            Subject::Block { slot: Slot(10) },
+            r(i).into(),
+        )
+        .expect("recorded");
     }
     assert_eq!(obs.commits.load(Relaxed), 3);
     drop(db);
@@ -699,7 +1003,14 @@ fn paced_writer_respects_zero_delay_and_batch_conflicts() {
     let racers: Vec<_> = (0..2u32)
         .map(|side| {
             let db = db.clone();
-            std::thread::spawn(move || db.check_and_record_block_blocking(GVR, pk(1), 10, r(side)))
+            std::thread::spawn(move || {
+                db.check_and_record_blocking(
+                    GVR.into(),
+                    pk(1).into(),
+                    Subject::Block { slot: Slot(10) },
+                    r(side).into(),
+                )
+            })
         })
         .collect();
     let results: Vec<_> = racers
@@ -723,7 +1034,14 @@ fn admin_job_runs_after_the_held_batch_commits() {
     let (db, obs, _) = open_paced(&dir, Duration::from_millis(300));
     let signer = {
         let db = db.clone();
-        std::thread::spawn(move || db.check_and_record_block_blocking(GVR, pk(5), 42, r(5)))
+        std::thread::spawn(move || {
+            db.check_and_record_blocking(
+                GVR.into(),
+                pk(5).into(),
+                Subject::Block { slot: Slot(42) },
+                r(5).into(),
+            )
+        })
     };
     std::thread::sleep(Duration::from_millis(50));
     let export = db
@@ -737,4 +1055,26 @@ fn admin_job_runs_after_the_held_batch_commits() {
     );
     let v: serde_json::Value = serde_json::from_slice(&export).expect("json");
     assert_eq!(v["data"][0]["signed_blocks"][0]["slot"], "42");
+}
+
+#[test]
+fn a_schema_newer_than_this_build_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    drop(open(&dir));
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute_batch("PRAGMA user_version = 99")
+            .expect("bump version");
+    }
+    let err = SlashingDb::open(&path, OpenOptions::default()).expect_err("must refuse");
+    assert!(
+        matches!(err, DbError::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("schema version 99") && message.contains("supports up to"),
+        "{message}"
+    );
 }

@@ -9,7 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
-use slashing_db::{ExportFormat, OpenOptions, SignCheckError, SlashingDb};
+use slashing_db::{
+    Approval, Epoch, ExportFormat, OpenOptions, SignCheckError, SlashingDb, Slot, Subject,
+};
 
 const GVR: [u8; 32] = [3u8; 32];
 
@@ -113,9 +115,9 @@ impl Model {
     }
 }
 
-fn answer(r: Result<(), SignCheckError>) -> bool {
+fn answer(r: Result<Approval, SignCheckError>) -> bool {
     match r {
-        Ok(()) => true,
+        Ok(_) => true,
         Err(SignCheckError::Refused(_)) => false,
         Err(SignCheckError::Db(e)) => panic!("database error: {e}"),
     }
@@ -158,17 +160,28 @@ fn records(db: &SlashingDb) -> Records {
     (blocks, atts)
 }
 
-fn submit_blocking(db: &SlashingDb, op: Op) -> Result<(), SignCheckError> {
+fn submit_blocking(db: &SlashingDb, op: Op) -> Result<Approval, SignCheckError> {
     match op {
-        Op::Block { v, slot, root: r } => {
-            db.check_and_record_block_blocking(GVR, pk(v), slot, root(r))
-        }
+        Op::Block { v, slot, root: r } => db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Block { slot: Slot(slot) },
+            root(r).into(),
+        ),
         Op::Att {
             v,
             source,
             target,
             root: r,
-        } => db.check_and_record_attestation_blocking(GVR, pk(v), source, target, root(r)),
+        } => db.check_and_record_blocking(
+            GVR.into(),
+            pk(v).into(),
+            Subject::Attestation {
+                source: Epoch(source),
+                target: Epoch(target),
+            },
+            root(r).into(),
+        ),
     }
 }
 
@@ -205,8 +218,8 @@ proptest! {
                 let op = *op;
                 tokio::spawn(async move {
                     match op {
-                        Op::Block { v, slot, root: r } => db.check_and_record_block(GVR, pk(v), slot, root(r)).await,
-                        Op::Att { v, source, target, root: r } => db.check_and_record_attestation(GVR, pk(v), source, target, root(r)).await,
+                        Op::Block { v, slot, root: r } => db.check_and_record(GVR.into(), pk(v).into(), Subject::Block { slot: Slot(slot) }, root(r).into()).await,
+                        Op::Att { v, source, target, root: r } => db.check_and_record(GVR.into(), pk(v).into(), Subject::Attestation { source: Epoch(source), target: Epoch(target) }, root(r).into()).await,
                     }
                 })
             }).collect();

@@ -63,4 +63,3 @@ fn refresh_key_gauges(state: &AppState) {
     m.set_key_loading_progress(progress.loaded + progress.failed, progress.total);
     m.set_key_loading_duration(state.key_progress.elapsed());
 }
-

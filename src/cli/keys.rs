@@ -143,20 +143,15 @@ fn export_history_before_destroy(config: &Config, pubkey: &str) -> anyhow::Resul
             format!("`{pubkey}` is not a 48-byte hex pubkey"),
         )
     })?;
-    let db_path = config.slashing_database_path();
-    if !db_path.exists() {
+    if !crate::slashing_store::exists(config)? {
         eprintln!(
             "no slashing database at {}: no history to export",
-            db_path.display()
+            config.slashing_database_path().display()
         );
         return Ok(());
     }
-    let db = slashing_db::SlashingDb::open(&db_path, Default::default()).with_context(|| {
-        format!(
-            "cannot open slashing database {} (is keyguard running?)",
-            db_path.display()
-        )
-    })?;
+    let db =
+        crate::slashing_store::open(config, Default::default()).context("is keyguard running?")?;
     if db.genesis_validators_root()?.is_none() {
         eprintln!("the slashing database is empty: no history to export");
         return Ok(());

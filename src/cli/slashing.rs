@@ -157,13 +157,7 @@ fn opt(v: Option<u64>) -> String {
 }
 
 fn open(config: &Config) -> anyhow::Result<SlashingDb> {
-    let path = config.slashing_database_path();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
-    SlashingDb::open(&path, Default::default())
-        .with_context(|| format!("cannot open slashing database {}", path.display()))
+    crate::slashing_store::open(config, Default::default())
 }
 
 fn parse_pubkeys(values: &[String]) -> anyhow::Result<Option<Vec<[u8; 48]>>> {
@@ -203,7 +197,10 @@ mod tests {
         let db = SlashingDb::open(&dir.join("db.sqlite"), Default::default()).unwrap();
         for slot in [0, 50, 100] {
             let root = [slot as u8 + 1; 32];
-            db.check_and_record_block_blocking([0x11; 32], [0xa9; 48], slot, root)
+            let block = slashing_db::Subject::Block {
+                slot: slashing_db::Slot(slot),
+            };
+            db.check_and_record_blocking([0x11; 32].into(), [0xa9; 48].into(), block, root.into())
                 .unwrap();
         }
         db

@@ -187,8 +187,14 @@ impl ServerArgs {
         set(&mut c.body_read_timeout_ms, &self.body_read_timeout_ms);
         set(&mut c.idle_timeout_ms, &self.idle_timeout_ms);
         set(&mut c.max_connections, &self.max_connections);
-        set(&mut c.max_connections_per_peer, &self.max_connections_per_peer);
-        set(&mut c.tls_handshake_timeout_ms, &self.tls_handshake_timeout_ms);
+        set(
+            &mut c.max_connections_per_peer,
+            &self.max_connections_per_peer,
+        );
+        set(
+            &mut c.tls_handshake_timeout_ms,
+            &self.tls_handshake_timeout_ms,
+        );
         set(
             &mut c.max_pending_tls_handshakes,
             &self.max_pending_tls_handshakes,
@@ -203,7 +209,10 @@ impl ServerConfig {
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
             ("server.body_read_timeout_ms", self.body_read_timeout_ms),
             ("server.idle_timeout_ms", self.idle_timeout_ms),
-            ("server.tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            (
+                "server.tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+            ),
             ("server.max_connections", self.max_connections as u64),
             (
                 "server.max_connections_per_peer",

@@ -118,5 +118,4 @@ mod tests {
             assert!(after.lines().any(|l| l == line), "{line} in:\n{after}");
         }
     }
-
 }

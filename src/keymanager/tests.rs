@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::import::tests::keystore;
 use super::*;
 use crate::keys::{pubkey_hex, ValidatorKey};
+use slashing_db::{Epoch, SigningRoot, Slot, Subject};
 
 const GVR: [u8; 32] = [0x42; 32];
 
@@ -159,15 +160,33 @@ async fn slashing_protection_is_imported_first_and_bad_data_imports_nothing() {
     assert_eq!(statuses(&out), [ImportStatus::Imported]);
     // The imported history refuses what it covers and allows what is beyond it.
     assert!(db
-        .check_and_record_block(GVR, pk, 10, [1; 32])
+        .check_and_record(
+            GVR.into(),
+            pk.into(),
+            Subject::Block { slot: Slot(10) },
+            SigningRoot([1; 32])
+        )
         .await
         .is_err());
     assert!(db
-        .check_and_record_attestation(GVR, pk, 1, 2, [1; 32])
+        .check_and_record(
+            GVR.into(),
+            pk.into(),
+            Subject::Attestation {
+                source: Epoch(1),
+                target: Epoch(2)
+            },
+            SigningRoot([1; 32])
+        )
         .await
         .is_err());
     assert!(db
-        .check_and_record_block(GVR, pk, 11, [1; 32])
+        .check_and_record(
+            GVR.into(),
+            pk.into(),
+            Subject::Block { slot: Slot(11) },
+            SigningRoot([1; 32])
+        )
         .await
         .is_ok());
 
@@ -199,9 +218,14 @@ async fn delete_statuses_export_and_files() {
         .await
         .unwrap();
     let db = h.ctx.slashing.clone().unwrap();
-    db.check_and_record_block(GVR, pk, 33, [3; 32])
-        .await
-        .unwrap();
+    db.check_and_record(
+        GVR.into(),
+        pk.into(),
+        Subject::Block { slot: Slot(33) },
+        SigningRoot([3; 32]),
+    )
+    .await
+    .unwrap();
     let file = h.km.store.stored_file(&pk).unwrap();
     // A key from a configured source cannot be deleted here.
     let configured = {
@@ -288,9 +312,17 @@ async fn delete_waits_for_in_flight_requests_and_exports_their_records() {
         "deletion answered while the key was in use"
     );
     let db = h.ctx.slashing.clone().unwrap();
-    db.check_and_record_attestation(GVR, pk, 7, 8, [8; 32])
-        .await
-        .unwrap();
+    db.check_and_record(
+        GVR.into(),
+        pk.into(),
+        Subject::Attestation {
+            source: Epoch(7),
+            target: Epoch(8),
+        },
+        SigningRoot([8; 32]),
+    )
+    .await
+    .unwrap();
     drop(in_flight);
     let resp = deletion.await.unwrap().unwrap();
     assert_eq!(statuses(&resp.data), [DeleteStatus::Deleted]);

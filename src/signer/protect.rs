@@ -29,19 +29,15 @@ impl Signer {
             SignError::BadRequest("fork_info.genesis_validators_root is required".into())
         })?;
         let root = prepared.signing_root;
-        let result = match subject {
-            SlashingSubject::Block { slot } => {
-                db.check_and_record_block(gvr, *pubkey, slot, root).await
-            }
-            SlashingSubject::Attestation {
-                source_epoch,
-                target_epoch,
-            } => {
-                db.check_and_record_attestation(gvr, *pubkey, source_epoch, target_epoch, root)
-                    .await
-            }
-        };
-        result.map_err(|e| match e {
+        let result = db
+            .check_and_record(
+                gvr.into(),
+                (*pubkey).into(),
+                db_subject(subject),
+                root.into(),
+            )
+            .await;
+        result.map(|_approval| ()).map_err(|e| match e {
             slashing_db::SignCheckError::Refused(refusal) => {
                 tracing::warn!(
                     pubkey = %keys::pubkey_hex(pubkey),
@@ -57,5 +53,22 @@ impl Signer {
             }
             slashing_db::SignCheckError::Db(db_err) => SignError::from(db_err),
         })
+    }
+}
+
+/// The database's typed subject for what consensus derived from the payload: named slots
+/// and epochs, so a source can never land where a target belongs.
+fn db_subject(subject: SlashingSubject) -> slashing_db::Subject {
+    match subject {
+        SlashingSubject::Block { slot } => slashing_db::Subject::Block {
+            slot: slashing_db::Slot(slot),
+        },
+        SlashingSubject::Attestation {
+            source_epoch,
+            target_epoch,
+        } => slashing_db::Subject::Attestation {
+            source: slashing_db::Epoch(source_epoch),
+            target: slashing_db::Epoch(target_epoch),
+        },
     }
 }
