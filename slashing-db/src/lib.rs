@@ -328,14 +328,19 @@ impl SlashingDb {
         self.in_transaction(move |rec| Ok(rec.find_validator(&pubkey)?.is_some()))
     }
 
-    /// Sets the high watermark (kill switch); `None` leaves that kind unrestricted.
+    /// Sets the given fields of the high watermark (kill switch); a field given as `None`
+    /// keeps its current value, so raising the slot never silently lifts an epoch limit
+    /// (read and written in one transaction). [`Self::clear_high_watermark`] removes both.
     pub fn set_high_watermark(&self, slot: Option<u64>, epoch: Option<u64>) -> Result<(), DbError> {
-        self.in_transaction(move |rec| rec.set_high_watermark(slot, epoch))
+        self.in_transaction(move |rec| {
+            let current = rec.meta()?;
+            rec.set_high_watermark(slot.or(current.hw_slot), epoch.or(current.hw_epoch))
+        })
     }
 
-    /// Removes the high watermark.
+    /// Removes the high watermark (both fields).
     pub fn clear_high_watermark(&self) -> Result<(), DbError> {
-        self.set_high_watermark(None, None)
+        self.in_transaction(|rec| rec.set_high_watermark(None, None))
     }
 
     /// The high watermark, if one is set.

@@ -245,6 +245,23 @@ fn genesis_root_binding() {
 }
 
 #[test]
+fn setting_one_high_watermark_field_keeps_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SlashingDb::open(&dir.path().join("db.sqlite"), Default::default()).expect("open");
+    db.set_high_watermark(Some(100), Some(3)).expect("set both");
+    db.set_high_watermark(Some(200), None)
+        .expect("raise the slot only");
+    let hw = db.high_watermark().expect("hw").expect("set");
+    assert_eq!((hw.slot, hw.epoch), (Some(200), Some(3)));
+    db.set_high_watermark(None, Some(9))
+        .expect("raise the epoch only");
+    let hw = db.high_watermark().expect("hw").expect("set");
+    assert_eq!((hw.slot, hw.epoch), (Some(200), Some(9)));
+    db.clear_high_watermark().expect("clear");
+    assert_eq!(db.high_watermark().expect("hw"), None);
+}
+
+#[test]
 fn high_watermark_kill_switch_is_persisted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);

@@ -53,7 +53,7 @@ pub enum SlashingCommand {
 #[derive(Debug, Subcommand)]
 pub enum HighWatermarkAction {
     /// Refuse blocks at or past `--slot` and attestations with source or target at or past
-    /// `--epoch`.
+    /// `--epoch`; a limit not given keeps its current value.
     Set {
         /// First slot that is refused for blocks.
         #[arg(long)]
