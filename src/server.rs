@@ -15,9 +15,6 @@ use crate::tls::listener::{HandshakeLimits, TlsListener, TlsMetrics};
 
 /// Runs the signer until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if !crate::process::set_non_dumpable() {
-        tracing::warn!("could not mark the process non-dumpable");
-    }
     let network = config.network()?;
     http_server::check_listen_exposure(&config)?;
     tracing::info!(

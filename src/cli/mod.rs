@@ -89,6 +89,15 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before any command reads a PIN, a password or a key: every command, since `keys`,
+    // `hsm` and `slashing` handle secrets too, and hardening costs nothing.
+    let refused = crate::process::harden();
+    if !refused.is_empty() {
+        eprintln!(
+            "keyguard: warning: the kernel refused {}; key material may end up in core dumps",
+            refused.join(", ")
+        );
+    }
     match cli.command {
         Command::Run { config } => {
             let config = config.load()?;
