@@ -169,6 +169,8 @@ impl Writer {
         };
         match result {
             Ok(outcomes) => {
+                // Health first: a caller that got its answer must not read a stale DOWN.
+                self.set_health_up();
                 for (op, outcome) in batch.drain(..).zip(outcomes) {
                     match outcome {
                         Ok(approval) => op.reply.send(Ok(approval)),
@@ -180,7 +182,6 @@ impl Writer {
                         }
                     }
                 }
-                self.set_health_up();
             }
             Err(e) => {
                 self.set_health_down(e.to_string());
