@@ -15,13 +15,14 @@ use interop_tests::keyguard_process::{
 
 const UPCHECK: &[u8] = b"GET /upcheck HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
-/// `keyguard run` in dev mode (interop keys, devnet) with `extra` flags.
+/// `keyguard run` in dev mode (interop keys, devnet) with `extra` flags, once every key is
+/// loaded (keys load in the background after `/upcheck` answers).
 fn start(tmp: &tempfile::TempDir, extra: &[&str]) -> KeyguardProcess {
     let data = tmp.path().join("data");
     let mut args = vec!["--config", "config/dev.toml", "--data-dir"];
     args.push(data.to_str().unwrap());
     args.extend_from_slice(extra);
-    KeyguardProcess::start(&args, tmp.path()).unwrap()
+    KeyguardProcess::start_healthy(&args, tmp.path()).unwrap()
 }
 
 fn connect(kg: &KeyguardProcess) -> TcpStream {
