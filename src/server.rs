@@ -251,7 +251,13 @@ fn open_slashing_db(
         }),
         ..Default::default()
     };
-    let db = crate::slashing_store::open(config, options)?;
+    // On a plain thread: the PostgreSQL client blocks on a runtime of its own, which
+    // panics on a thread that drives this one (`keyguard run` on PostgreSQL did).
+    let db = std::thread::scope(|s| {
+        s.spawn(|| crate::slashing_store::open(config, options))
+            .join()
+            .map_err(|_| anyhow::anyhow!("opening the slashing database panicked"))
+    })??;
     tracing::info!(database = %db.location(), "slashing protection enabled");
     Ok(Some(db))
 }

@@ -356,3 +356,40 @@ fn delete_export_carries_the_bound_root_and_a_key_without_records() {
     let (status, json) = sign(&b, &idle_pk, &with_root(&requests::randao(1), BOGUS_GVR));
     assert_eq!(status, 400, "{json}");
 }
+
+/// The same on PostgreSQL: the first start on a built-in network binds the shared database
+/// to its root; another network's signer then refuses to start on it.
+#[test]
+fn postgres_is_bound_at_startup_and_refuses_another_chain() {
+    let Some(pg) = interop_tests::postgres::require_postgres(
+        "postgres_is_bound_at_startup_and_refuses_another_chain",
+    ) else {
+        return;
+    };
+    let url = pg.create_database().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let db_args = ["--data-dir", data_arg, "--slashing-database", &url];
+    let mut sepolia_args = vec!["--network", "sepolia"];
+    sepolia_args.extend_from_slice(&db_args);
+    let mut kg = KeyguardProcess::start(&sepolia_args, tmp.path()).unwrap();
+    kg.check_running().unwrap();
+    kg.terminate(Duration::from_secs(20)).unwrap();
+    let bound = pg
+        .psql(
+            url.rsplit('/').next().unwrap(),
+            "SELECT encode(genesis_validators_root, 'hex') FROM keyguard_meta",
+        )
+        .unwrap();
+    assert_eq!(bound, &SEPOLIA_GVR[2..]);
+
+    let mut mainnet_args = vec!["--network", "mainnet"];
+    mainnet_args.extend_from_slice(&db_args);
+    let (status, stderr) = run_until_exit(&mainnet_args);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&SEPOLIA_GVR[2..]) && stderr.contains("another chain"),
+        "{stderr}"
+    );
+}
