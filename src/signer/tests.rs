@@ -290,7 +290,7 @@ async fn a_local_key_signs_on_the_pool() {
 #[tokio::test]
 async fn another_chains_root_is_refused_for_every_type_and_records_nothing() {
     let key = local_key(7);
-    let pubkey = pubkey_hex(&key.pubkey());
+    let pubkey = pubkey_hex(key.pubkey());
     let setup = setup(vec![key], None);
     let signer = &setup.signer;
     let client = ClientIdentity::Anonymous;
@@ -319,7 +319,7 @@ async fn another_chains_root_is_refused_for_every_type_and_records_nothing() {
 #[tokio::test]
 async fn a_far_future_attestation_is_refused_and_not_recorded() {
     let key = local_key(8);
-    let pubkey = pubkey_hex(&key.pubkey());
+    let pubkey = pubkey_hex(key.pubkey());
     let setup = setup(vec![key], None);
     let signer = &setup.signer;
     let client = ClientIdentity::Anonymous;
