@@ -227,4 +227,33 @@ mod tests {
         );
         assert!(ChainConfig::default().validate().is_ok());
     }
+
+    #[test]
+    fn flags_override_the_section_and_reach_the_network() {
+        let args = crate::config::ConfigArgs {
+            network: Some("mainnet".into()),
+            chain: ChainArgs {
+                future_guard: Some(false),
+                future_tolerance_slots: Some(8),
+                genesis_time: Some(1606824023),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let config = args.load().unwrap();
+        assert!(!config.chain.future_guard);
+        assert_eq!(config.chain.future_tolerance_slots, 8);
+        let wrong = crate::config::ConfigArgs {
+            chain: ChainArgs {
+                genesis_validators_root: Some(ROOT.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // The default network is mainnet: another root is a config error naming the setting.
+        assert_eq!(
+            wrong.load().unwrap_err().setting,
+            "chain.genesis_validators_root"
+        );
+    }
 }
