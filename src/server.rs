@@ -10,7 +10,8 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::http_server::{self, Admission, ConnectionLimits, ConnectionMetrics, TcpIncoming};
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
-use crate::signer::{Signer, SigningPool};
+use crate::signer::clock::SystemClock;
+use crate::signer::{FutureGuard, GenesisPin, Signer, SigningPool};
 use crate::tls::listener::{HandshakeLimits, TlsListener, TlsMetrics};
 
 /// Runs the signer until SIGINT or SIGTERM.
@@ -40,6 +41,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the signing threads")?
         .with_metrics(Arc::clone(&metrics));
     let slashing = open_slashing_db(&config, Arc::clone(&metrics), &pool)?;
+    let genesis = pin_genesis(&network, slashing.clone()).await?;
+    let future_guard = future_guard(&config, &network);
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
     let audit = Arc::new(crate::audit::AuditLog::open(
@@ -84,6 +87,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let signer = Signer {
+        genesis,
+        future_guard,
         network,
         keys,
         key_progress,
@@ -181,6 +186,48 @@ async fn serve_metrics(config: &Config, state: Arc<AppState>) -> anyhow::Result<
     Ok(())
 }
 
+/// Binds the slashing database to the network's genesis validators root (refusing to
+/// start on another chain's database), or learns the root it is bound to.
+async fn pin_genesis(
+    network: &crate::consensus::Network,
+    slashing: Option<slashing_db::SlashingDb>,
+) -> anyhow::Result<GenesisPin> {
+    let network = network.clone();
+    let pin = tokio::task::spawn_blocking(move || GenesisPin::at_startup(&network, slashing))
+        .await
+        .context("pinning the genesis validators root")??;
+    if let Some(root) = pin.root() {
+        tracing::info!(root = %format!("0x{}", hex::encode(root)), "genesis validators root pinned");
+    }
+    Ok(pin)
+}
+
+/// The future guard `[chain]` asks for; off (with a warning) where the genesis time is
+/// unknown.
+fn future_guard(config: &Config, network: &crate::consensus::Network) -> FutureGuard {
+    if !config.chain.future_guard {
+        tracing::warn!("the future guard is off (chain.future_guard = false)");
+        return FutureGuard::off();
+    }
+    let guard = FutureGuard::new(
+        network,
+        config.chain.future_tolerance_slots,
+        Arc::new(SystemClock),
+    );
+    match guard.latest_allowed_slot() {
+        Some(latest) => tracing::info!(
+            tolerance_slots = config.chain.future_tolerance_slots,
+            latest_allowed_slot = latest,
+            "future guard on"
+        ),
+        None => tracing::warn!(
+            network = network.name(),
+            "future guard off: the network's genesis time is unknown (set chain.genesis_time)"
+        ),
+    }
+    guard
+}
+
 /// Opens the slashing database; its commits are paced by the signing queue (see
 /// `slashing.max_commit_delay_ms`).
 fn open_slashing_db(
@@ -204,7 +251,13 @@ fn open_slashing_db(
         }),
         ..Default::default()
     };
-    let db = crate::slashing_store::open(config, options)?;
+    // On a plain thread: the PostgreSQL client blocks on a runtime of its own, which
+    // panics on a thread that drives this one (`keyguard run` on PostgreSQL did).
+    let db = std::thread::scope(|s| {
+        s.spawn(|| crate::slashing_store::open(config, options))
+            .join()
+            .map_err(|_| anyhow::anyhow!("opening the slashing database panicked"))
+    })??;
     tracing::info!(database = %db.location(), "slashing protection enabled");
     Ok(Some(db))
 }

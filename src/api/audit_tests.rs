@@ -76,6 +76,16 @@ fn harness(failing: bool) -> Harness {
     );
     let state = Arc::new(AppState::new(
         Signer {
+            genesis: crate::signer::GenesisPin::at_startup(
+                &Network::builtin("mainnet").unwrap(),
+                None,
+            )
+            .unwrap(),
+            future_guard: crate::signer::FutureGuard::new(
+                &Network::builtin("mainnet").unwrap(),
+                64,
+                Arc::new(crate::signer::clock::SystemClock),
+            ),
             network: Network::builtin("mainnet").unwrap(),
             keys,
             key_progress: progress,

@@ -68,9 +68,10 @@ impl From<SignError> for ApiError {
         let message = error.to_string();
         match error {
             SignError::Body(BodyError::TooLarge(limit)) => ApiError::TooLarge(limit),
-            SignError::Body(BodyError::Unreadable(_)) | SignError::BadRequest(_) => {
-                ApiError::BadRequest(message)
-            }
+            SignError::Body(BodyError::Unreadable(_))
+            | SignError::BadRequest(_)
+            | SignError::WrongGenesis(_)
+            | SignError::FutureDuty(_) => ApiError::BadRequest(message),
             SignError::UnknownKey(_) => ApiError::NotFound(message),
             SignError::StillLoading { .. } => ApiError::Unavailable(message),
             SignError::OutOfScope(_) => ApiError::Forbidden(message),

@@ -144,7 +144,7 @@ fn services(state: &AppState) -> Services {
         keys: Arc::clone(&state.keys),
         slashing: state.slashing.clone(),
         audit: Arc::clone(&state.audit),
-        genesis_validators_root: state.network.genesis_validators_root(),
+        genesis_validators_root: state.signer.genesis.root(),
         loading_finished: state.key_progress.snapshot().finished,
     }
 }

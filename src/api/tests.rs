@@ -41,6 +41,16 @@ fn harness(with_db: bool) -> Harness {
     });
     let state = Arc::new(AppState::new(
         Signer {
+            genesis: crate::signer::GenesisPin::at_startup(
+                &Network::builtin("mainnet").unwrap(),
+                None,
+            )
+            .unwrap(),
+            future_guard: crate::signer::FutureGuard::new(
+                &Network::builtin("mainnet").unwrap(),
+                64,
+                Arc::new(crate::signer::clock::SystemClock),
+            ),
             network: Network::builtin("mainnet").unwrap(),
             keys,
             key_progress: progress,
@@ -282,6 +292,8 @@ async fn healthcheck_is_503_while_loading() {
     let h = harness(false);
     let state = Arc::new(AppState::new(
         Signer {
+            genesis: crate::signer::GenesisPin::unbound(None),
+            future_guard: crate::signer::FutureGuard::off(),
             network: h.state.network.clone(),
             keys: Arc::clone(&h.state.keys),
             key_progress: Arc::new(LoadProgress::new()),

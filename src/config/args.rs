@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::access::AccessArgs;
 use super::audit::AuditArgs;
+use super::chain::ChainArgs;
 use super::error::ConfigError;
 use super::hsm::HsmArgs;
 use super::keymanager::KeymanagerArgs;
@@ -71,6 +72,9 @@ pub struct ConfigArgs {
     /// `[audit]` flags.
     #[command(flatten)]
     pub audit: AuditArgs,
+    /// `[chain]` flags.
+    #[command(flatten)]
+    pub chain: ChainArgs,
 }
 
 impl ConfigArgs {
@@ -97,6 +101,7 @@ impl ConfigArgs {
         self.tls.apply(&mut c.tls);
         self.keymanager.apply(&mut c.keymanager);
         self.audit.apply(&mut c.audit);
+        self.chain.apply(&mut c.chain);
         self.hsm.apply(&mut c.hsm)
     }
 }

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod args;
 pub mod audit;
+pub mod chain;
 pub mod error;
 pub mod hsm;
 pub mod keymanager;
@@ -38,6 +39,7 @@ use crate::consensus::Network;
 pub use access::AccessConfig;
 pub use args::ConfigArgs;
 pub use audit::AuditConfig;
+pub use chain::ChainConfig;
 pub use error::ConfigError;
 pub use hsm::HsmConfig;
 pub use keymanager::KeymanagerConfig;
@@ -77,6 +79,8 @@ pub struct Config {
     pub keymanager: KeymanagerConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// The chain's genesis (for custom networks) and the future guard.
+    pub chain: ChainConfig,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             access: Default::default(),
             keymanager: Default::default(),
             audit: Default::default(),
+            chain: Default::default(),
         }
     }
 }
@@ -108,9 +113,9 @@ impl Config {
         toml::from_str(&text).map_err(|e| toml_error(&file, &text, e))
     }
 
-    /// The network this configuration names.
+    /// The network this configuration names, with `[chain]`'s genesis applied.
     pub fn network(&self) -> Result<Network, ConfigError> {
-        resolve_network(&self.network)
+        self.chain.apply_to(resolve_network(&self.network)?)
     }
 
     /// Where the slashing database lives.
@@ -133,6 +138,7 @@ impl Config {
 
     /// Checks cross-setting rules that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.chain.validate()?;
         let network = self.network()?;
         if self.keys.interop_keys.is_some() && network.is_public() {
             return Err(ConfigError::new(

@@ -140,6 +140,20 @@ pub enum SlashingSubject {
     },
 }
 
+/// When a duty falls: the slot or epoch that the signer's future guard compares with the
+/// clock. Set for the slot- and epoch-bearing duty types (blocks, attestations, RANDAO
+/// reveals, aggregation, sync committee and the Gloas bids, envelopes, PTC votes and
+/// proposer preferences); `None` for deposits, registrations, builder request auths and
+/// voluntary exits (an exit's epoch is the earliest it may be included, not a duty: a
+/// pre-signed exit for a later epoch is legitimate and no protection depends on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DutyTime {
+    /// The duty's slot.
+    Slot(u64),
+    /// The duty's epoch (an attestation's target, a RANDAO reveal's epoch).
+    Epoch(u64),
+}
+
 /// A sign request reduced to what the signer needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedRequest {
@@ -151,6 +165,8 @@ pub struct PreparedRequest {
     pub slashing: Option<SlashingSubject>,
     /// `fork_info.genesis_validators_root`, for the types that carry `fork_info`.
     pub genesis_validators_root: Option<Root>,
+    /// The slot or epoch the duty belongs to, for the types that have one.
+    pub duty: Option<DutyTime>,
 }
 
 /// Why a sign request was refused before anything else happened. Every variant is a

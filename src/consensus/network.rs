@@ -23,6 +23,10 @@ pub struct Network {
     /// `(version, epoch)` of Altair, Bellatrix, ... in [`Fork::ALL`] order.
     forks: [(Bytes4, u64); SCHEDULED_FORKS],
     genesis_validators_root: Option<Root>,
+    /// Unix seconds of slot 0, when known (built-in networks, `GENESIS_TIME` in a config).
+    genesis_time: Option<u64>,
+    /// Length of a slot in milliseconds.
+    slot_duration_ms: u64,
     public: bool,
 }
 
@@ -65,11 +69,21 @@ struct Builtin {
     /// Altair..Gloas versions and epochs.
     forks: [([u8; 4], u64); SCHEDULED_FORKS],
     genesis_validators_root: &'static str,
+    /// Unix seconds of slot 0 (the beacon API's `genesis_time`).
+    genesis_time: u64,
+    /// `SECONDS_PER_SLOT`.
+    seconds_per_slot: u64,
 }
 
 const FAR: u64 = FAR_FUTURE_EPOCH;
 
 // Values from the networks' published consensus configs (eth-clients / client repos).
+// Genesis validators roots and genesis times, checked against: mainnet, gnosis and sepolia
+// in Lodestar's `networks` genesis data (mainnet 1606824023, gnosis 1638993340); sepolia in
+// eth-clients/sepolia metadata/README.md (genesis_time 1655733600); holesky in
+// eth-clients/holesky README.md (1695902400); hoodi in Nimbus' and ChainSafe's genesis
+// tables (1742213400 = MIN_GENESIS_TIME 1742212800 + GENESIS_DELAY 600 of
+// eth-clients/hoodi metadata/config.yaml).
 // DENEB's epoch (EIP-7044 exits) and ELECTRA's and GLOAS's (bare aggregates) change
 // signing roots; the rest are kept for completeness and for `fork_at_epoch`. Mainnet,
 // Holesky and Gnosis have no published Gloas epoch yet (FAR). A fork after Gloas (`HEZE`
@@ -89,6 +103,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x07, 0, 0, 0], FAR),
         ],
         genesis_validators_root: "4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
+        genesis_time: 1606824023,
+        seconds_per_slot: 12,
     },
     Builtin {
         name: "sepolia",
@@ -105,6 +121,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x90, 0, 0, 0x76], 353024),
         ],
         genesis_validators_root: "d8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078",
+        genesis_time: 1655733600,
+        seconds_per_slot: 12,
     },
     Builtin {
         name: "hoodi",
@@ -122,6 +140,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x80, 0, 0x09, 0x10], 143616),
         ],
         genesis_validators_root: "212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
+        genesis_time: 1742213400,
+        seconds_per_slot: 12,
     },
     Builtin {
         name: "holesky",
@@ -137,6 +157,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x08, 0x01, 0x70, 0x00], FAR),
         ],
         genesis_validators_root: "9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1",
+        genesis_time: 1695902400,
+        seconds_per_slot: 12,
     },
     Builtin {
         name: "gnosis",
@@ -152,6 +174,8 @@ const BUILTINS: [Builtin; 5] = [
             ([0x07, 0, 0, 0x64], FAR),
         ],
         genesis_validators_root: "f5dcb5564e829aab27264b9becd5dfaa017085611224cb3036f573368dbb9d47",
+        genesis_time: 1638993340,
+        seconds_per_slot: 5,
     },
 ];
 
@@ -169,6 +193,8 @@ impl Builtin {
             genesis_fork_version: Bytes(self.genesis_fork_version),
             forks: self.forks.map(|(v, e)| (Bytes(v), e)),
             genesis_validators_root: gvr_ok.then_some(gvr),
+            genesis_time: Some(self.genesis_time),
+            slot_duration_ms: self.seconds_per_slot.saturating_mul(1000),
             public: true,
         }
     }
@@ -201,6 +227,8 @@ impl Network {
                 genesis_fork_version: Bytes([0, 0, 0, 1]),
                 forks: [(Bytes4::ZERO, FAR_FUTURE_EPOCH); SCHEDULED_FORKS],
                 genesis_validators_root: None,
+                genesis_time: None,
+                slot_duration_ms: 1000,
                 public: false,
             },
         }
@@ -261,12 +289,26 @@ impl Network {
         let public = BUILTINS
             .iter()
             .any(|b| b.genesis_fork_version == genesis_fork_version.0);
+        let slot_duration_ms = match (epoch("SLOT_DURATION_MS")?, epoch("SECONDS_PER_SLOT")?) {
+            (Some(ms), _) => ms,
+            (None, Some(seconds)) => seconds.saturating_mul(1000),
+            (None, None) => preset.default_slot_duration_ms(),
+        };
+        if slot_duration_ms == 0 {
+            return Err(invalid("SECONDS_PER_SLOT", "a slot cannot last 0 s".into()));
+        }
         Ok(Network {
             name,
             preset,
             genesis_fork_version,
             forks,
             genesis_validators_root: None,
+            // Only an explicit GENESIS_TIME (not a consensus-specs key, but the place a
+            // config may give it): MIN_GENESIS_TIME + GENESIS_DELAY is not the genesis
+            // time (mainnet's is a week after its real genesis, which would make the
+            // future guard refuse every current duty).
+            genesis_time: epoch("GENESIS_TIME")?,
+            slot_duration_ms,
             public,
         })
     }
@@ -298,9 +340,21 @@ impl Network {
         self.genesis_fork_version.0
     }
 
-    /// The known genesis validators root (built-in networks only).
+    /// The known genesis validators root (built-in networks, or a custom network whose
+    /// configuration gives it).
     pub fn genesis_validators_root(&self) -> Option<Root> {
         self.genesis_validators_root
+    }
+
+    /// Unix seconds of slot 0, when known.
+    pub fn genesis_time(&self) -> Option<u64> {
+        self.genesis_time
+    }
+
+    /// The length of a slot in milliseconds (`SLOT_DURATION_MS`, `SECONDS_PER_SLOT`, or
+    /// the preset's usual value).
+    pub fn slot_duration_ms(&self) -> u64 {
+        self.slot_duration_ms
     }
 
     /// A fork's version (phase0: the genesis version).
@@ -343,6 +397,12 @@ impl Network {
     /// Replaces the genesis validators root (for configs whose genesis is known).
     pub fn with_genesis_validators_root(mut self, root: Option<Root>) -> Network {
         self.genesis_validators_root = root;
+        self
+    }
+
+    /// Replaces the genesis time (Unix seconds).
+    pub fn with_genesis_time(mut self, genesis_time: Option<u64>) -> Network {
+        self.genesis_time = genesis_time;
         self
     }
 }
@@ -433,6 +493,62 @@ mod tests {
         assert_eq!(mainnet.fork_version(Fork::Capella), [3, 0, 0, 0]);
         assert_eq!(mainnet.slots_per_epoch(), 32);
         assert_eq!(Network::builtin("gnosis").unwrap().slots_per_epoch(), 16);
+    }
+
+    #[test]
+    fn builtin_genesis_times_and_slot_lengths() {
+        let expect = [
+            ("mainnet", 1606824023, 12_000),
+            ("sepolia", 1655733600, 12_000),
+            ("hoodi", 1742213400, 12_000),
+            ("holesky", 1695902400, 12_000),
+            ("gnosis", 1638993340, 5_000),
+        ];
+        for (name, genesis, slot_ms) in expect {
+            let n = Network::builtin(name).unwrap();
+            assert_eq!(n.genesis_time(), Some(genesis), "{name}");
+            assert_eq!(n.slot_duration_ms(), slot_ms, "{name}");
+        }
+        let hoodi = Network::builtin("hoodi").unwrap();
+        assert_eq!(
+            hex::encode(hoodi.genesis_validators_root().unwrap()),
+            "212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f"
+        );
+    }
+
+    #[test]
+    fn config_slot_length_and_genesis_time() {
+        let base = "GENESIS_FORK_VERSION: 0x00000001\n";
+        let n = Network::from_config_str(base, "c.yaml").unwrap();
+        assert_eq!((n.slot_duration_ms(), n.genesis_time()), (12_000, None));
+        let minimal = format!("{base}PRESET_BASE: minimal\n");
+        let n = Network::from_config_str(&minimal, "c.yaml").unwrap();
+        assert_eq!(n.slot_duration_ms(), 6_000);
+        let seconds = format!("{base}SECONDS_PER_SLOT: 2\nGENESIS_TIME: 1700000000\n");
+        let n = Network::from_config_str(&seconds, "c.yaml").unwrap();
+        assert_eq!(
+            (n.slot_duration_ms(), n.genesis_time()),
+            (2_000, Some(1700000000))
+        );
+        let ms = format!("{base}SECONDS_PER_SLOT: 12\nSLOT_DURATION_MS: 6000\n");
+        assert_eq!(
+            Network::from_config_str(&ms, "c.yaml")
+                .unwrap()
+                .slot_duration_ms(),
+            6_000
+        );
+        // MIN_GENESIS_TIME + GENESIS_DELAY is no genesis time.
+        let min = format!("{base}MIN_GENESIS_TIME: 1606824000\nGENESIS_DELAY: 604800\n");
+        assert_eq!(
+            Network::from_config_str(&min, "c.yaml")
+                .unwrap()
+                .genesis_time(),
+            None
+        );
+        let zero = format!("{base}SECONDS_PER_SLOT: 0\n");
+        let err = Network::from_config_str(&zero, "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("SECONDS_PER_SLOT"), "{err}");
+        assert_eq!(Network::devnet().slot_duration_ms(), 1_000);
     }
 
     #[test]

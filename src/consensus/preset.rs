@@ -44,6 +44,16 @@ impl Preset {
             Preset::Gnosis => 16,
         }
     }
+
+    /// The usual slot length of networks on this preset (consensus-specs' configs:
+    /// mainnet 12 s, minimal 6 s; Gnosis 5 s), for configs without `SECONDS_PER_SLOT`.
+    pub fn default_slot_duration_ms(&self) -> u64 {
+        match self {
+            Preset::Mainnet => 12_000,
+            Preset::Minimal => 6_000,
+            Preset::Gnosis => 5_000,
+        }
+    }
 }
 
 /// Bounds every typenum limit needs for SSZ hashing and serde.

@@ -21,7 +21,7 @@ use super::fork::{select_fork_version, Fork};
 use super::network::Network;
 use super::preset::PresetSpec;
 use super::wire::{Bytes, Bytes32, Bytes4, Quantity};
-use super::{PreparedRequest, RequestError, RequestType, SlashingSubject};
+use super::{DutyTime, PreparedRequest, RequestError, RequestType, SlashingSubject};
 
 /// `fork_info.fork`.
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +233,25 @@ impl<P: PresetSpec> Body<P> {
 struct Computed {
     signing_root: super::Root,
     slashing: Option<SlashingSubject>,
+    duty: Option<DutyTime>,
+}
+
+impl Computed {
+    /// The same result, for a duty at `slot`.
+    fn at_slot(self, slot: Quantity) -> Computed {
+        Computed {
+            duty: Some(DutyTime::Slot(slot.0)),
+            ..self
+        }
+    }
+
+    /// The same result, for a duty in `epoch`.
+    fn in_epoch(self, epoch: u64) -> Computed {
+        Computed {
+            duty: Some(DutyTime::Epoch(epoch)),
+            ..self
+        }
+    }
 }
 
 /// Parses `body` with the limits of preset `P` and recomputes its signing root.
@@ -271,6 +290,7 @@ pub(crate) fn prepare_with<P: PresetSpec>(
         signing_root: computed.signing_root,
         slashing: computed.slashing,
         genesis_validators_root: fork_info.map(|f| f.genesis_validators_root.0),
+        duty: computed.duty,
     })
 }
 
@@ -354,12 +374,14 @@ fn compute<P: PresetSpec>(
                     source_epoch: data.source.epoch.0,
                     target_epoch: data.target.epoch.0,
                 }),
-            })
+                duty: None,
+            }
+            .in_epoch(data.target.epoch.0))
         }
         RequestType::RandaoReveal => {
             let epoch = body.randao_reveal.as_ref().ok_or_else(missing)?.epoch;
             let root = signing_root(epoch.tree_hash_root(), info()?, DOMAIN_RANDAO, epoch.0);
-            Ok(plain(root))
+            Ok(plain(root).in_epoch(epoch.0))
         }
         RequestType::Deposit => {
             let deposit = body.deposit.as_ref().ok_or_else(missing)?;
@@ -382,13 +404,13 @@ fn compute<P: PresetSpec>(
                 DOMAIN_SELECTION_PROOF,
                 epoch_of(slot),
             );
-            Ok(plain(root))
+            Ok(plain(root).at_slot(slot))
         }
         RequestType::AggregateAndProof | RequestType::AggregateAndProofV2 => {
             let payload = body.aggregate_and_proof.as_ref().ok_or_else(missing)?;
             let (root, slot) = aggregate_root::<P>(payload, request_type, network)?;
             let root = signing_root(root, info()?, DOMAIN_AGGREGATE_AND_PROOF, epoch_of(slot));
-            Ok(plain(root))
+            Ok(plain(root).at_slot(slot))
         }
         RequestType::SyncCommitteeMessage => {
             let msg = body.sync_committee_message.as_ref().ok_or_else(missing)?;
@@ -398,7 +420,7 @@ fn compute<P: PresetSpec>(
                 DOMAIN_SYNC_COMMITTEE,
                 epoch_of(msg.slot),
             );
-            Ok(plain(root))
+            Ok(plain(root).at_slot(msg.slot))
         }
         RequestType::SyncCommitteeSelectionProof => {
             let data = body
@@ -411,7 +433,7 @@ fn compute<P: PresetSpec>(
                 DOMAIN_SYNC_COMMITTEE_SELECTION_PROOF,
                 epoch_of(data.slot),
             );
-            Ok(plain(root))
+            Ok(plain(root).at_slot(data.slot))
         }
         RequestType::SyncCommitteeContributionAndProof => {
             let cap = body.contribution_and_proof.as_ref().ok_or_else(missing)?;
@@ -421,7 +443,7 @@ fn compute<P: PresetSpec>(
                 DOMAIN_CONTRIBUTION_AND_PROOF,
                 epoch_of(cap.contribution.slot),
             );
-            Ok(plain(root))
+            Ok(plain(root).at_slot(cap.contribution.slot))
         }
         RequestType::ValidatorRegistration => {
             let reg = body.validator_registration.as_ref().ok_or_else(missing)?;
@@ -459,15 +481,16 @@ fn compute_gloas<P: PresetSpec>(
     };
     let info = || fork_info.ok_or(RequestError::MissingForkInfo(request_type));
     let epoch_of = |slot: Quantity| network.epoch_of_slot(slot.0);
-    let root = match request_type {
+    let computed = match request_type {
         RequestType::ExecutionPayloadBid => {
             let bid = gloas_data(body.execution_payload_bid.as_ref(), request_type)?;
-            signing_root(
+            plain(signing_root(
                 bid.root(),
                 info()?,
                 DOMAIN_BEACON_BUILDER,
                 epoch_of(bid.slot),
-            )
+            ))
+            .at_slot(bid.slot)
         }
         RequestType::ExecutionPayloadEnvelope => {
             let envelope = gloas_data(body.execution_payload_envelope.as_ref(), request_type)?;
@@ -476,7 +499,13 @@ fn compute_gloas<P: PresetSpec>(
                 reason,
             })?;
             let epoch = epoch_of(envelope.slot());
-            signing_root(object_root, info()?, DOMAIN_BEACON_BUILDER, epoch)
+            plain(signing_root(
+                object_root,
+                info()?,
+                DOMAIN_BEACON_BUILDER,
+                epoch,
+            ))
+            .at_slot(envelope.slot())
         }
         RequestType::PayloadAttestationMessage | RequestType::PayloadAttestation => {
             let data = match request_type {
@@ -486,17 +515,24 @@ fn compute_gloas<P: PresetSpec>(
                 _ => gloas_data(body.payload_attestation_message.as_ref(), request_type)?,
             };
             let epoch = epoch_of(data.slot);
-            signing_root(data.tree_hash_root(), info()?, DOMAIN_PTC_ATTESTER, epoch)
+            plain(signing_root(
+                data.tree_hash_root(),
+                info()?,
+                DOMAIN_PTC_ATTESTER,
+                epoch,
+            ))
+            .at_slot(data.slot)
         }
         RequestType::ProposerPreferences => {
             let prefs = gloas_data(body.proposer_preferences.as_ref(), request_type)?;
             let epoch = epoch_of(prefs.proposal_slot);
-            signing_root(
+            plain(signing_root(
                 prefs.tree_hash_root(),
                 info()?,
                 DOMAIN_PROPOSER_PREFERENCES,
                 epoch,
-            )
+            ))
+            .at_slot(prefs.proposal_slot)
         }
         RequestType::BuilderRequestAuth => {
             let auth = gloas_data(body.builder_request_auth.as_ref(), request_type)?;
@@ -509,11 +545,11 @@ fn compute_gloas<P: PresetSpec>(
                 Bytes(network.genesis_fork_version()),
                 Bytes32::ZERO,
             );
-            compute_signing_root(object_root, domain)
+            plain(compute_signing_root(object_root, domain))
         }
         _ => return Err(missing()),
     };
-    Ok(plain(root))
+    Ok(computed)
 }
 
 /// `<key>.version` and `<key>.data` of a Gloas type, for error messages.
@@ -590,6 +626,7 @@ fn plain(signing_root: super::Root) -> Computed {
     Computed {
         signing_root,
         slashing: None,
+        duty: None,
     }
 }
 
@@ -597,6 +634,7 @@ fn block_result(signing_root: super::Root, slot: Quantity) -> Computed {
     Computed {
         signing_root,
         slashing: Some(SlashingSubject::Block { slot: slot.0 }),
+        duty: Some(DutyTime::Slot(slot.0)),
     }
 }
 

@@ -737,3 +737,34 @@ fn attestation_index_is_not_refused_at_gloas() {
         ));
     }
 }
+
+/// The slot or epoch each type hands the future guard (and the types it exempts).
+#[test]
+fn duty_times_per_type() {
+    assert_eq!(
+        run(&attestation_body()).unwrap().duty,
+        Some(DutyTime::Epoch(4))
+    );
+    assert_eq!(
+        run(&aggregate_body(17, None)).unwrap().duty,
+        Some(DutyTime::Slot(17))
+    );
+    let randao = json!({"type": "RANDAO_REVEAL", "fork_info": fork_info("0x00000001", "0x00000001", 0),
+                        "randao_reveal": {"epoch": "9"}});
+    assert_eq!(run(&randao).unwrap().duty, Some(DutyTime::Epoch(9)));
+    let selection = json!({"type": "AGGREGATION_SLOT", "fork_info": fork_info("0x00000001", "0x00000001", 0),
+                           "aggregation_slot": {"slot": "33"}});
+    assert_eq!(run(&selection).unwrap().duty, Some(DutyTime::Slot(33)));
+    // Exits are not duties: a pre-signed exit for a later epoch is legitimate.
+    let exit = exit_body(1_000_000, fork_info("0x00000001", "0x00000001", 0));
+    assert_eq!(run(&exit).unwrap().duty, None);
+    let net = gloas_network();
+    for (t, body) in gloas_bodies() {
+        let expected = match t {
+            RequestType::BuilderRequestAuth => None,
+            RequestType::ProposerPreferences => Some(DutyTime::Slot(48)),
+            _ => Some(DutyTime::Slot(41)),
+        };
+        assert_eq!(run_on(&body, &net).unwrap().duty, expected, "{t}");
+    }
+}

@@ -214,26 +214,60 @@ fn is_registered(
     db.map_or(Ok(false), |db| db.is_registered(*pk))
 }
 
-/// The complete interchange of `pubkeys`. A database that never bound a genesis root has
-/// no record at all, so the file is empty, with the network's root (or zeroes when the
-/// network does not name one).
+/// The complete interchange of `pubkeys`: every one of them is listed, a key without
+/// records with empty lists (so the next signer learns it exists), under the database's
+/// bound root. A database that never bound a root has no record at all; the file then
+/// carries the signer's pinned root (zeroes only when nothing ever named one).
 fn export(
     db: Option<&slashing_db::SlashingDb>,
     pubkeys: &[PubkeyBytes],
-    network_gvr: Option<[u8; 32]>,
+    pinned_gvr: Option<[u8; 32]>,
 ) -> Result<String, slashing_db::DbError> {
-    if let Some(db) = db {
-        match db.export_interchange(Some(pubkeys), slashing_db::ExportFormat::Complete) {
-            Ok(bytes) => return Ok(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(slashing_db::DbError::NoGenesisValidatorsRoot) => {}
+    let exported = match db {
+        Some(db) => match db.export_interchange(Some(pubkeys), slashing_db::ExportFormat::Complete)
+        {
+            Ok(bytes) => Some(bytes),
+            Err(slashing_db::DbError::NoGenesisValidatorsRoot) => None,
             Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let mut doc: serde_json::Value = match exported {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| slashing_db::DbError::Serialize(e.to_string()))?,
+        None => serde_json::json!({
+            "metadata": {
+                "interchange_format_version": slashing_db::INTERCHANGE_FORMAT_VERSION,
+                "genesis_validators_root": format!("0x{}", hex::encode(pinned_gvr.unwrap_or([0u8; 32]))),
+            },
+            "data": [],
+        }),
+    };
+    add_keys_without_records(&mut doc, pubkeys);
+    Ok(doc.to_string())
+}
+
+/// Appends an entry with empty lists for every pubkey the export does not list.
+fn add_keys_without_records(doc: &mut serde_json::Value, pubkeys: &[PubkeyBytes]) {
+    let Some(data) = doc.get_mut("data").and_then(|d| d.as_array_mut()) else {
+        return;
+    };
+    let listed: std::collections::HashSet<String> = data
+        .iter()
+        .filter_map(|e| e.get("pubkey").and_then(|p| p.as_str()))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut added = std::collections::HashSet::new();
+    for pk in pubkeys {
+        let hex = format!("0x{}", hex::encode(pk));
+        if !listed.contains(&hex) && added.insert(hex.clone()) {
+            data.push(serde_json::json!({
+                "pubkey": hex,
+                "signed_blocks": [],
+                "signed_attestations": [],
+            }));
         }
     }
-    Ok(format!(
-        r#"{{"metadata":{{"interchange_format_version":"{}","genesis_validators_root":"0x{}"}},"data":[]}}"#,
-        slashing_db::INTERCHANGE_FORMAT_VERSION,
-        hex::encode(network_gvr.unwrap_or([0u8; 32]))
-    ))
 }
 
 /// Puts removed keys back after a failed export: nothing was deleted.

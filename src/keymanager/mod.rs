@@ -104,7 +104,8 @@ pub struct Services {
     pub slashing: Option<slashing_db::SlashingDb>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
-    /// The configured network's genesis validators root, when it names one.
+    /// The genesis validators root the signer is bound to (the network's, the
+    /// configured one, or the one the database or a first request bound), once known.
     pub genesis_validators_root: Option<[u8; 32]>,
     /// False while start-up key loading is still running.
     pub loading_finished: bool,

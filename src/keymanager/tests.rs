@@ -408,3 +408,69 @@ fn too_many_keystores_in_one_request_is_a_bad_request() {
         other => panic!("expected a bad request, got {:?}", other.err()),
     }
 }
+
+/// A deleted key without records is listed with empty lists, under the signer's root when
+/// the database never bound one (the next signer must learn the key and the chain).
+#[tokio::test]
+async fn delete_export_lists_a_key_without_records_under_the_pinned_root() {
+    let mut h = harness();
+    h.ctx.genesis_validators_root = Some(GVR);
+    let (key, json) = keystore(6, "pw");
+    let pk = *key.pubkey();
+    h.km.import(h.ctx.clone(), request(&[&json], &["pw"], None))
+        .await
+        .unwrap();
+    let resp = h.km.delete(h.ctx.clone(), vec![pk]).await.unwrap();
+    assert_eq!(statuses(&resp.data), [DeleteStatus::Deleted]);
+    let v: serde_json::Value = serde_json::from_str(&resp.slashing_protection).unwrap();
+    assert_eq!(
+        v["metadata"]["genesis_validators_root"],
+        format!("0x{}", hex::encode(GVR))
+    );
+    assert_eq!(v["metadata"]["interchange_format_version"], "5");
+    let entries = v["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{v}");
+    assert_eq!(entries[0]["pubkey"], pubkey_hex(&pk));
+    assert_eq!(entries[0]["signed_blocks"], serde_json::json!([]));
+    assert_eq!(entries[0]["signed_attestations"], serde_json::json!([]));
+
+    // With a bound database: the key with records and the one without, both listed.
+    let db = h.ctx.slashing.clone().unwrap();
+    let (a, a_json) = keystore(7, "pw");
+    let (b, b_json) = keystore(8, "pw");
+    h.km.import(
+        h.ctx.clone(),
+        request(&[&a_json, &b_json], &["pw", "pw"], None),
+    )
+    .await
+    .unwrap();
+    db.check_and_record(
+        GVR.into(),
+        (*a.pubkey()).into(),
+        Subject::Block { slot: Slot(40) },
+        SigningRoot([4; 32]),
+    )
+    .await
+    .unwrap();
+    let resp =
+        h.km.delete(h.ctx.clone(), vec![*a.pubkey(), *b.pubkey()])
+            .await
+            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&resp.slashing_protection).unwrap();
+    let pubkeys: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pubkey"].as_str().unwrap())
+        .collect();
+    assert_eq!(pubkeys, [pubkey_hex(a.pubkey()), pubkey_hex(b.pubkey())]);
+    // The export imports into a fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let fresh =
+        slashing_db::SlashingDb::open(&dir.path().join("f.sqlite"), Default::default()).unwrap();
+    let summary = fresh
+        .import_interchange(resp.slashing_protection.as_bytes())
+        .unwrap();
+    assert_eq!(summary.validators, 2);
+    assert_eq!(fresh.genesis_validators_root().unwrap(), Some(GVR));
+}

@@ -27,6 +27,12 @@ pub enum SignError {
     /// Malformed body, unknown type, missing payload or field, root mismatch.
     #[error("{0}")]
     BadRequest(String),
+    /// `fork_info.genesis_validators_root` is not the root this signer is bound to.
+    #[error("{0}")]
+    WrongGenesis(String),
+    /// The duty's slot or epoch lies beyond the clock plus the future guard's tolerance.
+    #[error("{0}")]
+    FutureDuty(String),
     /// No key with this public key is loaded (the pubkey as sent).
     #[error("no key for public key {0} is loaded")]
     UnknownKey(String),
@@ -75,7 +81,10 @@ impl SignError {
     /// The metrics and audit outcome of a request that ended with this error.
     pub fn outcome(&self) -> Outcome {
         match self {
-            SignError::Body(_) | SignError::BadRequest(_) => Outcome::BadRequest,
+            SignError::Body(_)
+            | SignError::BadRequest(_)
+            | SignError::WrongGenesis(_)
+            | SignError::FutureDuty(_) => Outcome::BadRequest,
             SignError::UnknownKey(_) | SignError::StillLoading { .. } => Outcome::UnknownKey,
             SignError::OutOfScope(_) => Outcome::Forbidden,
             SignError::Refused { reason, .. } => Outcome::SlashingRefused(reason),

@@ -5,7 +5,10 @@
 //!
 //! 1. [`lookup`]: parse the pubkey, check the client's scope, find the key.
 //! 2. prepare (here, through `consensus::prepare`): recompute the signing root from the
-//!    payload; the client's root is never trusted.
+//!    payload; the client's root is never trusted. Then the chain checks: the
+//!    [`future_guard`] refuses duties beyond the clock plus a tolerance, and the
+//!    [`genesis_pin`] refuses a `fork_info` of another chain (binding the root on a
+//!    custom network's first request).
 //! 3. audit (here): hold a place in the audit log, so that with `on_failure = "refuse"`
 //!    nothing is recorded or signed while the log is broken.
 //! 4. [`protect`]: blocks and attestations are checked and recorded durably in the
@@ -16,7 +19,10 @@
 //! Whatever the outcome, the request is counted in the metrics and recorded in the audit
 //! log with what became known about it.
 
+pub mod clock;
 mod error;
+pub mod future_guard;
+pub mod genesis_pin;
 mod lookup;
 pub mod pool;
 mod protect;
@@ -27,6 +33,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use error::{BodyError, SignError};
+pub use future_guard::FutureGuard;
+pub use genesis_pin::{GenesisPin, PinError};
 pub use pool::{PoolClosed, SigningPool};
 
 use crate::access::{AccessPolicy, ClientIdentity};
@@ -46,6 +54,10 @@ pub struct Signer {
     pub key_progress: Arc<LoadProgress>,
     /// The slashing database; `None` refuses blocks and attestations.
     pub slashing: Option<slashing_db::SlashingDb>,
+    /// The genesis validators root every `fork_info` must carry.
+    pub genesis: GenesisPin,
+    /// Refuses duties too far ahead of the clock.
+    pub future_guard: FutureGuard,
     /// Where local keys' BLS signatures are computed.
     pub pool: SigningPool,
     /// Key scopes of clients.
@@ -135,6 +147,8 @@ impl Signer {
         trace.request_type = Some(prepared.request_type);
         trace.subject = prepared.slashing;
         trace.signing_root = Some(prepared.signing_root);
+        self.future_guard.check(prepared.duty)?;
+        self.genesis.check(prepared.genesis_validators_root).await?;
         trace.audit = Some(self.audit.ready().map_err(|e| {
             tracing::error!(reason = %e.0, "refused: the audit log cannot be written");
             SignError::Audit(e)

@@ -62,8 +62,14 @@ fn setup(keys: Vec<ValidatorKey>, access: Option<AccessPolicy>) -> Setup {
     progress.finish();
     let db =
         slashing_db::SlashingDb::open(&dir.path().join("db.sqlite"), Default::default()).unwrap();
+    let network = Network::builtin("mainnet").unwrap();
+    // "Now" is 1000 epochs after mainnet's genesis: the tests' small slots are past.
+    let clock = Arc::new(clock::FixedClock::default());
+    clock.0.store(NOW_MS, Ordering::Relaxed);
     let signer = Signer {
-        network: Network::builtin("mainnet").unwrap(),
+        future_guard: FutureGuard::new(&network, 64, clock),
+        genesis: GenesisPin::bound(network.genesis_validators_root().unwrap()),
+        network,
         keys: table,
         key_progress: progress,
         slashing: Some(db),
@@ -76,6 +82,9 @@ fn setup(keys: Vec<ValidatorKey>, access: Option<AccessPolicy>) -> Setup {
 }
 
 const GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+
+/// Mainnet's genesis plus 1000 epochs: current slot 32000, epoch 1000.
+const NOW_MS: u64 = (1_606_824_023 + 1000 * 32 * 12) * 1000;
 
 fn fork_info() -> String {
     format!(
@@ -276,4 +285,72 @@ async fn a_local_key_signs_on_the_pool() {
         .await
         .unwrap_err();
     assert!(matches!(err, SignError::Body(BodyError::TooLarge(10))));
+}
+
+#[tokio::test]
+async fn another_chains_root_is_refused_for_every_type_and_records_nothing() {
+    let key = local_key(7);
+    let pubkey = pubkey_hex(key.pubkey());
+    let setup = setup(vec![key], None);
+    let signer = &setup.signer;
+    let client = ClientIdentity::Anonymous;
+    let other = "0x99".to_string() + &"99".repeat(31);
+    for body in [attestation(2, 3, 1), randao(5)] {
+        let wrong = body.replace(GVR, &other);
+        let err = signer
+            .sign(&client, &pubkey, Ok(wrong.as_bytes()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SignError::WrongGenesis(_)), "{err}");
+    }
+    let db = signer.slashing.as_ref().unwrap();
+    assert!(!db.is_registered(setup_pubkey(signer)).unwrap());
+    assert_eq!(requests(signer, "bad_request", "ATTESTATION"), 1);
+    assert_eq!(requests(signer, "bad_request", "RANDAO_REVEAL"), 1);
+    // The right root still signs.
+    for body in [attestation(2, 3, 1), randao(5)] {
+        signer
+            .sign(&client, &pubkey, Ok(body.as_bytes()))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_far_future_attestation_is_refused_and_not_recorded() {
+    let key = local_key(8);
+    let pubkey = pubkey_hex(key.pubkey());
+    let setup = setup(vec![key], None);
+    let signer = &setup.signer;
+    let client = ClientIdentity::Anonymous;
+    // Epoch 1002 is beyond slot 32000 + 64 (epoch 1002 starts at slot 32064: allowed);
+    // epoch 1003 is not.
+    let far = attestation(999, 1003, 1);
+    let err = signer
+        .sign(&client, &pubkey, Ok(far.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SignError::FutureDuty(ref m) if m.contains("epoch 1003")),
+        "{err}"
+    );
+    let db = signer.slashing.as_ref().unwrap();
+    assert!(!db.is_registered(setup_pubkey(signer)).unwrap());
+    let far_randao = randao(1_000_000);
+    let err = signer
+        .sign(&client, &pubkey, Ok(far_randao.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SignError::FutureDuty(_)), "{err}");
+    // Within the tolerance: signs, and a normal vote after it too.
+    signer
+        .sign(&client, &pubkey, Ok(attestation(999, 1002, 1).as_bytes()))
+        .await
+        .unwrap();
+    assert!(db.is_registered(setup_pubkey(signer)).unwrap());
+}
+
+/// The pubkey of the only key loaded in `signer`.
+fn setup_pubkey(signer: &Signer) -> [u8; 48] {
+    signer.keys.pubkeys()[0]
 }
