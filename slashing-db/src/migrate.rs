@@ -378,7 +378,10 @@ mod tests {
         assert_eq!(to.high_watermark().unwrap(), from.high_watermark().unwrap());
         // The validator without records is there; the null root is still null.
         let json: serde_json::Value = serde_json::from_slice(&full(&to)).unwrap();
-        assert_eq!(json["data"][0]["pubkey"], format!("0x{}", hex::encode([0xee; 48])));
+        assert_eq!(
+            json["data"][0]["pubkey"],
+            format!("0x{}", hex::encode([0xee; 48]))
+        );
         assert!(json["data"][1]["signed_blocks"][1]["signing_root"].is_null());
         // The copy protects: a double proposal at slot 5 is refused.
         let again = to.check_and_record_blocking(

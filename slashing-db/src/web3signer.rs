@@ -37,7 +37,9 @@ use postgres::{Client, IsolationLevel, NoTls};
 use zeroize::Zeroizing;
 
 use crate::error::{DbError, ImportError};
-use crate::interchange::{self, parse_decimal_u64, ImportSummary, ParsedInterchange, ValidatorSummary};
+use crate::interchange::{
+    self, parse_decimal_u64, ImportSummary, ParsedInterchange, ValidatorSummary,
+};
 use crate::location::{PostgresLocation, PostgresTls};
 use crate::options::HighWatermark;
 use crate::records::Records;
@@ -130,19 +132,21 @@ impl SlashingDb {
             return Ok(result);
         };
         let source_hw = read.high_watermark;
-        let (summary, high_watermark) = self.admin(move |w| {
-            w.in_transaction(
-                |rec| {
-                    let summary = interchange::apply_import(rec, &parsed)?;
-                    let hw = merge_high_watermark(rec, source_hw)?;
-                    Ok::<_, ImportError>((summary, hw))
-                },
-                |e| match e {
-                    ImportError::Db(d) => Some(d.to_string()),
-                    _ => None,
-                },
-            )
-        }).map_err(ImportError::Db)??;
+        let (summary, high_watermark) = self
+            .admin(move |w| {
+                w.in_transaction(
+                    |rec| {
+                        let summary = interchange::apply_import(rec, &parsed)?;
+                        let hw = merge_high_watermark(rec, source_hw)?;
+                        Ok::<_, ImportError>((summary, hw))
+                    },
+                    |e| match e {
+                        ImportError::Db(d) => Some(d.to_string()),
+                        _ => None,
+                    },
+                )
+            })
+            .map_err(ImportError::Db)??;
         result.summary = summary;
         result.high_watermark = high_watermark;
         Ok(result)
@@ -285,7 +289,8 @@ fn read_source(
     };
     let q = |e: postgres::Error| source_error(pg_message(&e));
 
-    let mut client = connect(location, password).map_err(|m| source_error(format!("cannot connect: {m}")))?;
+    let mut client =
+        connect(location, password).map_err(|m| source_error(format!("cannot connect: {m}")))?;
     let mut tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -337,9 +342,9 @@ fn read_source(
         None => (None, None),
         Some(row) => {
             let root: Vec<u8> = column(&row, 0).map_err(&invalid)?;
-            let root: [u8; 32] = root.try_into().map_err(|_| {
-                invalid("metadata.genesis_validators_root is not 32 bytes".into())
-            })?;
+            let root: [u8; 32] = root
+                .try_into()
+                .map_err(|_| invalid("metadata.genesis_validators_root is not 32 bytes".into()))?;
             let slot = column(&row, 1)
                 .and_then(|v| number(v, "metadata.high_watermark_slot"))
                 .map_err(&invalid)?;

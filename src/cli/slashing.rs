@@ -170,11 +170,9 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
         SlashingCommand::ImportWeb3signer {
             url,
             source_password_file,
-        } => super::slashing_migrate::import_web3signer(
-            &db,
-            &url,
-            source_password_file.as_deref(),
-        )?,
+        } => {
+            super::slashing_migrate::import_web3signer(&db, &url, source_password_file.as_deref())?
+        }
     }
     Ok(())
 }

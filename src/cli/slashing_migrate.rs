@@ -54,9 +54,10 @@ pub fn migrate(
         summary.validators,
         summary.blocks,
         summary.attestations,
-        summary
-            .genesis_validators_root
-            .map_or_else(|| "(unbound)".to_owned(), |r| format!("0x{}", hex::encode(r))),
+        summary.genesis_validators_root.map_or_else(
+            || "(unbound)".to_owned(),
+            |r| format!("0x{}", hex::encode(r))
+        ),
         describe_hw(summary.high_watermark),
         summary.export_bytes
     );
