@@ -133,6 +133,15 @@ fn sqlite_to_postgres_and_back_keeps_everything() {
     }
     assert_eq!(sign(&kg, requests::attestation(1, 2, 1)), 200);
     assert_eq!(sign(&kg, requests::attestation(2, 3, 1)), 200);
+    // Not while a signer holds the source.
+    let busy = pg.create_database().unwrap();
+    let out = slashing(first, &["migrate", "--to", &busy]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("in use by another process"),
+        "{}",
+        text(&out)
+    );
     drop(kg);
     assert!(slashing(
         first,
