@@ -3,6 +3,8 @@
 //! from `slashing.database_password_file` or `KEYGUARD_SLASHING_DATABASE_PASSWORD` and is
 //! never shown (errors and logs use the URL with its password replaced by `***`).
 
+use std::path::Path;
+
 use anyhow::Context;
 use slashing_db::{DatabaseLocation, OpenOptions, SlashingDb};
 use zeroize::Zeroizing;
@@ -23,36 +25,55 @@ pub fn location(config: &Config) -> anyhow::Result<DatabaseLocation> {
 
 /// The PostgreSQL password: the file's first line, else the environment variable.
 fn password(config: &Config) -> anyhow::Result<Option<Zeroizing<String>>> {
-    if let Some(file) = &config.slashing.database_password_file {
-        let text = Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
-            format!(
-                "cannot read slashing.database_password_file {}",
-                file.display()
-            )
-        })?);
+    read_password(
+        config.slashing.database_password_file.as_deref(),
+        "slashing.database_password_file",
+        PASSWORD_ENV,
+    )
+}
+
+/// A PostgreSQL password: the first line of `file` (named `what` in errors), else the
+/// environment variable `env`, else none.
+pub fn read_password(
+    file: Option<&Path>,
+    what: &str,
+    env: &str,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if let Some(file) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {what} {}", file.display()))?,
+        );
         let first = text.lines().next().unwrap_or("");
         return Ok(Some(Zeroizing::new(first.to_owned())));
     }
-    Ok(std::env::var(PASSWORD_ENV).ok().map(Zeroizing::new))
+    Ok(std::env::var(env).ok().map(Zeroizing::new))
 }
 
 /// Opens the configured database with `options` (their password and async-commit
 /// acceptance are taken from the configuration).
 pub fn open(config: &Config, mut options: OpenOptions) -> anyhow::Result<SlashingDb> {
     let location = location(config)?;
-    match &location {
-        DatabaseLocation::Sqlite(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-            }
-        }
-        DatabaseLocation::Postgres(_) => {
-            options.password = password(config)?;
-            options.allow_async_commit = config.slashing.allow_async_commit;
+    if let DatabaseLocation::Postgres(_) = &location {
+        options.password = password(config)?;
+        options.allow_async_commit = config.slashing.allow_async_commit;
+    }
+    open_location(&location, options)
+}
+
+/// Opens the database at `location` with `options` (a SQLite file's directory is
+/// created).
+pub fn open_location(
+    location: &DatabaseLocation,
+    options: OpenOptions,
+) -> anyhow::Result<SlashingDb> {
+    if let DatabaseLocation::Sqlite(path) = location {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
         }
     }
-    SlashingDb::open_location(&location, options)
+    SlashingDb::open_location(location, options)
         .with_context(|| format!("cannot open slashing database {location}"))
 }
 

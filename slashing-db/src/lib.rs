@@ -39,6 +39,10 @@
 //!   `>= watermark epoch`.
 //! * Blocking calls ([`SlashingDb::import_interchange`], exports, admin methods, the
 //!   `*_blocking` twins) block the calling thread: from async code use `spawn_blocking`.
+//! * Moving data: [`SlashingDb::migrate_into`] copies a whole database row by row into an
+//!   empty one (SQLite or PostgreSQL, verified by complete exports);
+//!   [`SlashingDb::import_web3signer`] reads a Web3Signer PostgreSQL database read-only and
+//!   imports it as an interchange file would be.
 
 // Outside tests a failure is a typed error, never a panic: no unwrap, expect or panic!.
 #![cfg_attr(
@@ -51,11 +55,13 @@ mod checks;
 mod error;
 mod interchange;
 mod location;
+mod migrate;
 mod options;
 mod postgres;
 mod records;
 mod sqlite;
 mod types;
+mod web3signer;
 mod writer;
 
 use std::path::Path;
@@ -70,11 +76,13 @@ pub use interchange::{
     ExportFormat, ImportSummary, INTERCHANGE_FORMAT_VERSION, MAX_REPORTED_PROBLEMS,
 };
 pub use location::{is_postgres_url, DatabaseLocation, PostgresLocation, PostgresTls};
+pub use migrate::{MigrateError, MigrateSummary};
 pub use options::{CommitPacer, DbObserver, Health, HighWatermark, OpenOptions, PruneSummary};
 use records::{Backend, Records};
 pub use types::{
     Approval, Epoch, GenesisValidatorsRoot, SigningRoot, Slot, Subject, ValidatorPubkey,
 };
+pub use web3signer::{Web3SignerError, Web3SignerImport, WEB3SIGNER_SCHEMA_VERSION};
 use writer::{Command, Reply, SignOp, Writer};
 
 struct Inner {

@@ -9,6 +9,7 @@ mod generate_exports;
 pub mod hsm;
 pub mod keys;
 pub mod slashing;
+mod slashing_migrate;
 
 use std::process::ExitCode;
 

@@ -47,6 +47,31 @@ pub enum SlashingCommand {
         #[arg(long, value_name = "EPOCHS", default_value_t = 4096)]
         keep_epochs: u64,
     },
+    /// Copy the whole slashing database (the configured one) into another, empty one:
+    /// SQLite to PostgreSQL or back. Every validator, every record with its signing root,
+    /// the genesis validators root and the high watermark are copied row by row in one
+    /// transaction per side, then verified by comparing complete exports. Stop every
+    /// signer using the source first.
+    Migrate {
+        /// The target: a SQLite file path or a postgres:// URL (its password from
+        /// `--to-password-file` or KEYGUARD_MIGRATE_TO_PASSWORD, not the URL).
+        #[arg(long, value_name = "FILE|URL")]
+        to: String,
+        /// File whose first line is the target PostgreSQL password.
+        #[arg(long, value_name = "FILE")]
+        to_password_file: Option<PathBuf>,
+    },
+    /// Import a Web3Signer slashing-protection database (PostgreSQL, schema version 12),
+    /// read only, with the interchange import's semantics: never less protective.
+    #[command(name = "import-web3signer")]
+    ImportWeb3signer {
+        /// The Web3Signer database: a postgres:// URL (its password from
+        /// `--source-password-file` or KEYGUARD_WEB3SIGNER_DATABASE_PASSWORD, not the URL).
+        url: String,
+        /// File whose first line is the Web3Signer database password.
+        #[arg(long, value_name = "FILE")]
+        source_password_file: Option<PathBuf>,
+    },
 }
 
 /// `keyguard slashing high-watermark ...`.
@@ -137,6 +162,16 @@ pub fn run(command: SlashingCommand, config: &Config) -> anyhow::Result<()> {
                 network.slots_per_epoch(),
                 network.name()
             );
+        }
+        SlashingCommand::Migrate {
+            to,
+            to_password_file,
+        } => super::slashing_migrate::migrate(&db, config, &to, to_password_file.as_deref())?,
+        SlashingCommand::ImportWeb3signer {
+            url,
+            source_password_file,
+        } => {
+            super::slashing_migrate::import_web3signer(&db, &url, source_password_file.as_deref())?
         }
     }
     Ok(())

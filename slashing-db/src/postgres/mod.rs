@@ -20,7 +20,7 @@
 //!   (a retry of the same signing root is then allowed by the same-root rule either way).
 
 mod schema;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
