@@ -208,7 +208,9 @@ fn open_slashing_db(
         }),
         ..Default::default()
     };
-    let db = crate::slashing_store::open(config, options)?;
+    // Blocking: a PostgreSQL backend connects with its own runtime, which must not be
+    // started on this async worker.
+    let db = tokio::task::block_in_place(|| crate::slashing_store::open(config, options))?;
     tracing::info!(database = %db.location(), "slashing protection enabled");
     Ok(Some(db))
 }
