@@ -7,7 +7,8 @@
 //! while the next epoch's requests are being signed. Prints, at checkpoints, the file size
 //! (database + WAL) and the records held, and for pruning the longest step (the most a sign
 //! request can wait behind it). Sizes: PRUNE_BENCH_VALIDATORS, PRUNE_BENCH_EPOCHS,
-//! PRUNE_BENCH_KEEP, PRUNE_BENCH_INTERVAL, PRUNE_BENCH_BATCH.
+//! PRUNE_BENCH_KEEP, PRUNE_BENCH_INTERVAL, PRUNE_BENCH_BATCH (PRUNE_BENCH_ONLY_ON=1: only
+//! the run with pruning).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,6 +48,7 @@ fn root(v: u64, e: u64) -> SigningRoot {
 struct PruneStats {
     deleted: AtomicU64,
     steps: AtomicU64,
+    total_step_us: AtomicU64,
     longest_step_us: AtomicU64,
 }
 
@@ -58,6 +60,8 @@ impl DbObserver for PruneStats {
         self.deleted
             .fetch_add((blocks + attestations) as u64, Relaxed);
         self.steps.fetch_add(1, Relaxed);
+        self.total_step_us
+            .fetch_add(step_time.as_micros() as u64, Relaxed);
         self.longest_step_us
             .fetch_max(step_time.as_micros() as u64, Relaxed);
     }
@@ -166,10 +170,11 @@ fn run(params: &Params, prune: bool, rt: &tokio::runtime::Runtime) {
     if prune {
         let steps = stats.steps.load(Relaxed).max(1);
         println!(
-            "pruning on: {} records deleted in {steps} steps of at most {} rows, longest step \
-             {:.2} ms, {:.1} bytes/record held",
+            "pruning on: {} records deleted in {steps} steps of at most {} rows, mean step \
+             {:.2} ms, longest {:.2} ms, {:.1} bytes/record held",
             stats.deleted.load(Relaxed),
             params.batch,
+            stats.total_step_us.load(Relaxed) as f64 / steps as f64 / 1000.0,
             stats.longest_step_us.load(Relaxed) as f64 / 1000.0,
             file_size(&path) as f64 / (recorded - stats.deleted.load(Relaxed)) as f64
         );
@@ -201,6 +206,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    run(&params, false, &rt);
+    // PRUNE_BENCH_ONLY_ON=1 skips the run without pruning.
+    if env_or("PRUNE_BENCH_ONLY_ON", 0) == 0 {
+        run(&params, false, &rt);
+    }
     run(&params, true, &rt);
 }
