@@ -31,6 +31,7 @@ pub mod process;
 pub mod secret_file;
 pub mod server;
 pub mod signer;
+pub mod slashing_metrics;
 pub mod slashing_store;
 pub mod startup;
 pub mod tls;

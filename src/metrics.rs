@@ -28,7 +28,8 @@
 //! Subsystems register further families on [`Metrics::registry`] and feed them themselves:
 //! the HSM (`hsm/metrics.rs`: `keyguard_hsm_operations_total`, `keyguard_hsm_errors_total`,
 //! `keyguard_hsm_up`), the audit log (`audit/metrics.rs`), the keymanager API
-//! (`keymanager/metrics.rs`) and the TLS listener (`tls/listener.rs`).
+//! (`keymanager/metrics.rs`), the TLS listener (`tls/listener.rs`) and the slashing
+//! database's writer cost and pruning (`slashing_metrics.rs`).
 //!
 //! # Web3Signer compatibility names
 //!

@@ -43,6 +43,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slashing = open_slashing_db(&config, Arc::clone(&metrics), &pool)?;
     let genesis = pin_genesis(&network, slashing.clone()).await?;
     let future_guard = future_guard(&config, &network);
+    // Held until the server stops (dropping it stops the pruning).
+    let _pruner = start_pruning(&config, slashing.as_ref(), network.slots_per_epoch())?;
     let keys = Arc::new(KeyTable::new());
     let key_progress = Arc::new(LoadProgress::new());
     let audit = Arc::new(crate::audit::AuditLog::open(
@@ -241,9 +243,11 @@ fn open_slashing_db(
         );
         return Ok(None);
     }
+    let observer = crate::slashing_metrics::SlashingDbObserver::register(metrics)
+        .context("cannot register the slashing database metrics")?;
     let options = slashing_db::OpenOptions {
         max_batch: config.slashing.max_batch,
-        observer: Some(metrics),
+        observer: Some(Arc::new(observer)),
         pacer: (config.slashing.max_commit_delay_ms > 0).then(|| {
             pool.pacer(std::time::Duration::from_millis(
                 config.slashing.max_commit_delay_ms,
@@ -260,6 +264,40 @@ fn open_slashing_db(
     })??;
     tracing::info!(database = %db.location(), "slashing protection enabled");
     Ok(Some(db))
+}
+
+/// Starts background pruning of the slashing database (`slashing.prune`, on by default):
+/// rounds every `slashing.prune_interval_secs`, the first after a minute (or one interval
+/// if shorter), keeping `slashing.prune_keep_epochs` epochs per validator.
+fn start_pruning(
+    config: &Config,
+    db: Option<&slashing_db::SlashingDb>,
+    slots_per_epoch: u64,
+) -> anyhow::Result<Option<slashing_db::Pruner>> {
+    let (Some(db), true) = (db, config.slashing.prune) else {
+        return Ok(None);
+    };
+    let c = &config.slashing;
+    let interval = std::time::Duration::from_secs(c.prune_interval_secs.max(1));
+    let schedule = slashing_db::PruneSchedule {
+        settings: slashing_db::PruneSettings {
+            keep_epochs: c.prune_keep_epochs,
+            slots_per_epoch,
+            batch_rows: c.prune_batch_size.max(1),
+        },
+        first_delay: interval.min(std::time::Duration::from_secs(60)),
+        interval,
+    };
+    let pruner = db
+        .start_pruning(schedule)
+        .context("cannot start slashing database pruning")?;
+    tracing::info!(
+        keep_epochs = c.prune_keep_epochs,
+        interval_secs = interval.as_secs(),
+        batch_size = schedule.settings.batch_rows,
+        "slashing database pruning in the background"
+    );
+    Ok(Some(pruner))
 }
 
 /// Loads keys on a background thread (in parallel across cores) while the server runs;

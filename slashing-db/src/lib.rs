@@ -58,6 +58,7 @@ mod location;
 mod migrate;
 mod options;
 mod postgres;
+mod prune;
 mod records;
 mod sqlite;
 mod types;
@@ -78,6 +79,7 @@ pub use interchange::{
 pub use location::{is_postgres_url, DatabaseLocation, PostgresLocation, PostgresTls};
 pub use migrate::{MigrateError, MigrateSummary};
 pub use options::{CommitPacer, DbObserver, Health, HighWatermark, OpenOptions, PruneSummary};
+pub use prune::{PruneSchedule, PruneSettings, Pruner, VALIDATORS_PER_STEP};
 use records::{Backend, Records};
 pub use types::{
     Approval, Epoch, GenesisValidatorsRoot, SigningRoot, Slot, Subject, ValidatorPubkey,
@@ -92,6 +94,8 @@ struct Inner {
     /// Where the database is (path or redacted URL), for logs.
     location: String,
     queue_capacity: usize,
+    /// The metrics observer, for the pruner (the writer holds its own clone).
+    observer: Option<Arc<dyn DbObserver>>,
 }
 
 impl Drop for Inner {
@@ -173,6 +177,7 @@ impl SlashingDb {
                 health,
                 location,
                 queue_capacity: capacity,
+                observer: options.observer,
             }),
         })
     }
@@ -364,12 +369,30 @@ impl SlashingDb {
 
     /// Deletes, per validator, block records more than `keep_epochs * slots_per_epoch`
     /// slots below its highest recorded slot, and attestation records whose target is more
-    /// than `keep_epochs` below its highest recorded target (rows holding the highest
-    /// source are always kept). The highest records always stay, so the low watermarks
-    /// only rise and every check stays safe: no deleted record could make a request that
-    /// passes the remaining records slashable.
+    /// than `keep_epochs` below its highest recorded target, without ever lowering
+    /// protection (see [`PruneSettings`]: the low watermarks rise to the oldest record
+    /// kept). Runs in large steps: for a stopped signer (`keyguard slashing prune`).
     pub fn prune(&self, keep_epochs: u64, slots_per_epoch: u64) -> Result<PruneSummary, DbError> {
-        self.in_transaction(move |rec| prune_in(rec, keep_epochs, slots_per_epoch))
+        self.prune_round(&PruneSettings {
+            keep_epochs,
+            slots_per_epoch,
+            batch_rows: prune::OFFLINE_BATCH_ROWS,
+        })
+    }
+
+    /// One pruning pass over every validator in steps of at most `settings.batch_rows`
+    /// records, each its own short transaction on the writer thread (sign requests are
+    /// served between steps). Blocking.
+    pub fn prune_round(&self, settings: &PruneSettings) -> Result<PruneSummary, DbError> {
+        prune::run_round(self, settings, &|| false)
+    }
+
+    /// Starts pruning in the background: a first round after `schedule.first_delay`, then
+    /// one every `schedule.interval`, reported to the observer ([`DbObserver::pruned`],
+    /// [`DbObserver::prune_round`]). Pruning stops when the returned [`Pruner`] is dropped
+    /// or the database is closed.
+    pub fn start_pruning(&self, schedule: PruneSchedule) -> Result<Pruner, DbError> {
+        prune::spawn(self, schedule)
     }
 
     /// Current health (`Down` after a failed transaction until one succeeds, or when the
@@ -390,34 +413,6 @@ impl SlashingDb {
 
 fn db_reason(e: &DbError) -> Option<String> {
     Some(e.to_string())
-}
-
-fn prune_in(
-    rec: &mut dyn Records,
-    keep_epochs: u64,
-    slots_per_epoch: u64,
-) -> Result<PruneSummary, DbError> {
-    let mut summary = PruneSummary::default();
-    let keep_slots = keep_epochs.saturating_mul(slots_per_epoch);
-    let validators = rec.validators()?;
-    let mut pubkeys: Vec<[u8; 48]> = validators.iter().map(|(_, pk)| *pk).collect();
-    pubkeys.sort_unstable();
-    rec.lock_validators(&pubkeys)?;
-    for (vid, _) in validators {
-        let maxima = rec.summary(vid)?;
-        if let Some(max_slot) = maxima.max_block_slot {
-            summary.blocks_deleted +=
-                rec.delete_blocks_below(vid, max_slot.saturating_sub(keep_slots))?;
-        }
-        if let (Some(max_source), Some(max_target)) = (maxima.max_source, maxima.max_target) {
-            summary.attestations_deleted += rec.delete_attestations_below(
-                vid,
-                max_target.saturating_sub(keep_epochs),
-                max_source,
-            )?;
-        }
-    }
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -12,6 +12,23 @@ pub trait DbObserver: Send + Sync {
     fn commit(&self, batch_size: usize, commit_time: Duration);
     /// A request was refused; `reason` is [`crate::Refusal::reason`].
     fn refusal(&self, reason: &'static str);
+    /// The writer handled a batch of `requests` sign requests: `busy` is the wall time
+    /// from opening its transaction to the end of its commit (fsync included), `cpu` the
+    /// writer thread's CPU time over the same span (`None` where the platform cannot
+    /// tell). Their sums over the request count give the writer's cost per record.
+    fn writer_batch(&self, requests: usize, busy: Duration, cpu: Option<Duration>) {
+        let _ = (requests, busy, cpu);
+    }
+    /// A pruning step committed, deleting these records; `step_time` is its whole
+    /// transaction (what a sign request queued behind it waited at most).
+    fn pruned(&self, blocks: usize, attestations: usize, step_time: Duration) {
+        let _ = (blocks, attestations, step_time);
+    }
+    /// A background pruning round ended (`ok`: it went through every validator) after
+    /// `elapsed`.
+    fn prune_round(&self, ok: bool, elapsed: Duration) {
+        let _ = (ok, elapsed);
+    }
 }
 
 /// Tells the writer how long it may keep a batch open for more requests before committing
@@ -93,11 +110,23 @@ pub struct HighWatermark {
     pub epoch: Option<u64>,
 }
 
-/// What [`SlashingDb::prune`] deleted.
+/// What [`crate::SlashingDb::prune`] or a pruning round deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneSummary {
     /// Block records deleted.
     pub blocks_deleted: usize,
     /// Attestation records deleted.
     pub attestations_deleted: usize,
+    /// Validators whose attestations could not be pruned without lowering the source
+    /// watermark (their history was kept; see [`crate::PruneSettings`]).
+    pub validators_skipped: usize,
+}
+
+impl PruneSummary {
+    /// Adds another step's or round's counts to these.
+    pub fn add(&mut self, other: &PruneSummary) {
+        self.blocks_deleted += other.blocks_deleted;
+        self.attestations_deleted += other.attestations_deleted;
+        self.validators_skipped += other.validators_skipped;
+    }
 }

@@ -49,6 +49,30 @@ pub(crate) struct Meta {
     pub hw_epoch: Option<u64>,
 }
 
+/// The oldest records of one validator that a pruning step may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PruneRange {
+    /// How many records.
+    pub count: usize,
+    /// The highest slot (blocks) or target epoch (attestations) among them.
+    pub highest: u64,
+    /// Attestations: the highest source epoch among them (blocks: 0).
+    pub highest_source: u64,
+}
+
+/// A [`PruneRange`] from `COUNT(*)` and the (decoded) maxima of a pruning query.
+pub(crate) fn prune_range(
+    count: i64,
+    highest: Option<u64>,
+    highest_source: Option<u64>,
+) -> Option<PruneRange> {
+    Some(PruneRange {
+        count: usize::try_from(count).unwrap_or(0),
+        highest: highest?,
+        highest_source: highest_source.unwrap_or(0),
+    })
+}
+
 /// Reads and writes of one open transaction. Every write is part of that transaction and
 /// visible to the reads after it; nothing is durable before the backend commits.
 pub(crate) trait Records {
@@ -88,6 +112,14 @@ pub(crate) trait Records {
         slot: u64,
         root: StoredRoot,
     ) -> Result<(), DbError>;
+    /// The validator's `limit` oldest blocks below `below_slot` (`None` if there are
+    /// none): what one pruning step may delete (`highest_source` is unused).
+    fn oldest_blocks(
+        &mut self,
+        vid: ValidatorId,
+        below_slot: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError>;
     /// Deletes the validator's blocks below `slot`; returns how many.
     fn delete_blocks_below(&mut self, vid: ValidatorId, slot: u64) -> Result<usize, DbError>;
     /// Deletes all of the validator's blocks.
@@ -135,13 +167,28 @@ pub(crate) trait Records {
         target: u64,
         root: StoredRoot,
     ) -> Result<(), DbError>;
-    /// Deletes the validator's attestations with target below `target` and source below
-    /// `source`; returns how many.
-    fn delete_attestations_below(
+    /// The validator's `limit` oldest attestations with target below `below_target`
+    /// (`None` if there are none): what one pruning step may delete.
+    fn oldest_attestations(
+        &mut self,
+        vid: ValidatorId,
+        below_target: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError>;
+    /// True if an attestation with source below `source` and target above `target` is
+    /// recorded (pruning up to `target` would then lower the source watermark).
+    fn attestation_below_source_above_target(
+        &mut self,
+        vid: ValidatorId,
+        source: u64,
+        target: u64,
+    ) -> Result<bool, DbError>;
+    /// Deletes the validator's attestations with target at or below `target`; returns how
+    /// many.
+    fn delete_attestations_through(
         &mut self,
         vid: ValidatorId,
         target: u64,
-        source: u64,
     ) -> Result<usize, DbError>;
     /// Deletes all of the validator's attestations.
     fn delete_all_attestations(&mut self, vid: ValidatorId) -> Result<(), DbError>;

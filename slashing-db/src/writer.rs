@@ -23,6 +23,23 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// happened).
 const MAX_BATCH_RETRIES: usize = 5;
 
+/// CPU time this thread has used so far (`None` if the clock cannot be read). One
+/// `clock_gettime` per reading: cheap next to a batch.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
 /// Where a sign request's answer goes.
 pub(crate) enum Reply {
     /// An async caller.
@@ -157,6 +174,8 @@ impl Writer {
     }
 
     fn process_batch(&mut self, batch: &mut Vec<SignOp>) {
+        let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let mut attempt = 0;
         let result = loop {
             match self.check_batch(batch) {
@@ -167,6 +186,12 @@ impl Writer {
                 result => break result,
             }
         };
+        if let Some(o) = &self.observer {
+            let cpu = cpu_started
+                .zip(thread_cpu_time())
+                .map(|(start, end)| end.saturating_sub(start));
+            o.writer_batch(batch.len(), started.elapsed(), cpu);
+        }
         match result {
             Ok(outcomes) => {
                 // Health first: a caller that got its answer must not read a stale DOWN.

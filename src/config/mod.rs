@@ -189,6 +189,7 @@ impl Config {
                 "must be at most 1000 (a longer wait would hold answers past a slot's duties)",
             ));
         }
+        self.slashing.validate_pruning()?;
         self.audit.validate(&self.data_dir)?;
         crate::tls::validate(&self.tls, &self.access)?;
         crate::access::validate(&self.access, self.tls.known_clients.is_some())?;

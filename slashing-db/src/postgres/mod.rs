@@ -32,7 +32,10 @@ use zeroize::Zeroizing;
 
 use crate::error::DbError;
 use crate::location::{PostgresLocation, PostgresTls};
-use crate::records::{Backend, Meta, Records, StoredRoot, Summary, Transaction, ValidatorId};
+use crate::records::{
+    prune_range, Backend, Meta, PruneRange, Records, StoredRoot, Summary, Transaction, ValidatorId,
+};
+use crate::sqlite::limit_param;
 use crate::sqlite::schema::{dec, enc};
 
 /// How long a connection attempt may take.
@@ -605,6 +608,28 @@ impl Records for PgTx<'_> {
         Ok(())
     }
 
+    fn oldest_blocks(
+        &mut self,
+        vid: ValidatorId,
+        below_slot: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError> {
+        let rows = self.query(
+            "SELECT count(*), max(slot) FROM (
+                 SELECT slot FROM keyguard_signed_blocks
+                 WHERE validator_id = $1 AND slot < $2 ORDER BY slot LIMIT $3) AS oldest",
+            &[&vid, &enc(below_slot), &limit_param(limit)],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(prune_range(
+            row.try_get(0)?,
+            row.try_get::<_, Option<i64>>(1)?.map(dec),
+            None,
+        ))
+    }
+
     fn delete_blocks_below(&mut self, vid: ValidatorId, slot: u64) -> Result<usize, DbError> {
         let n = self.execute(
             "DELETE FROM keyguard_signed_blocks WHERE validator_id = $1 AND slot < $2",
@@ -729,15 +754,50 @@ impl Records for PgTx<'_> {
         Ok(())
     }
 
-    fn delete_attestations_below(
+    fn oldest_attestations(
+        &mut self,
+        vid: ValidatorId,
+        below_target: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError> {
+        let rows = self.query(
+            "SELECT count(*), max(target_epoch), max(source_epoch) FROM (
+                 SELECT target_epoch, source_epoch FROM keyguard_signed_attestations
+                 WHERE validator_id = $1 AND target_epoch < $2 ORDER BY target_epoch LIMIT $3) AS oldest",
+            &[&vid, &enc(below_target), &limit_param(limit)],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(prune_range(
+            row.try_get(0)?,
+            row.try_get::<_, Option<i64>>(1)?.map(dec),
+            row.try_get::<_, Option<i64>>(2)?.map(dec),
+        ))
+    }
+
+    fn attestation_below_source_above_target(
+        &mut self,
+        vid: ValidatorId,
+        source: u64,
+        target: u64,
+    ) -> Result<bool, DbError> {
+        let rows = self.query(
+            "SELECT 1 FROM keyguard_signed_attestations
+             WHERE validator_id = $1 AND source_epoch < $2 AND target_epoch > $3 LIMIT 1",
+            &[&vid, &enc(source), &enc(target)],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn delete_attestations_through(
         &mut self,
         vid: ValidatorId,
         target: u64,
-        source: u64,
     ) -> Result<usize, DbError> {
         let n = self.execute(
-            "DELETE FROM keyguard_signed_attestations WHERE validator_id = $1 AND target_epoch < $2 AND source_epoch < $3",
-            &[&vid, &enc(target), &enc(source)],
+            "DELETE FROM keyguard_signed_attestations WHERE validator_id = $1 AND target_epoch <= $2",
+            &[&vid, &enc(target)],
         )?;
         self.forget_summary(vid);
         Ok(n as usize)

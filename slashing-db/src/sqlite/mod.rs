@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::DbError;
-use crate::records::{Backend, Meta, Records, StoredRoot, Summary, Transaction, ValidatorId};
+use crate::records::{
+    prune_range, Backend, Meta, PruneRange, Records, StoredRoot, Summary, Transaction, ValidatorId,
+};
 use schema::{dec, enc};
 
 /// State mirrored from the database.
@@ -79,6 +81,11 @@ impl Cache {
 pub(crate) fn to_root(v: Vec<u8>) -> Result<[u8; 32], DbError> {
     v.try_into()
         .map_err(|_| DbError::Corrupt("a stored root is not 32 bytes".into()))
+}
+
+/// A row limit as an SQL parameter (saturating: no batch is that large).
+pub(crate) fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 fn to_stored_root(v: Option<Vec<u8>>) -> Result<StoredRoot, DbError> {
@@ -279,6 +286,25 @@ impl Records for SqliteTx<'_> {
         Ok(())
     }
 
+    fn oldest_blocks(
+        &mut self,
+        vid: ValidatorId,
+        below_slot: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError> {
+        let (count, highest): (i64, Option<i64>) = self
+            .tx
+            .prepare_cached(
+                "SELECT COUNT(*), MAX(slot) FROM (
+                     SELECT slot FROM signed_blocks
+                     WHERE validator_id = ?1 AND slot < ?2 ORDER BY slot LIMIT ?3)",
+            )?
+            .query_row(params![vid, enc(below_slot), limit_param(limit)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(prune_range(count, highest.map(dec), None))
+    }
+
     fn delete_blocks_below(&mut self, vid: ValidatorId, slot: u64) -> Result<usize, DbError> {
         let n = self
             .tx
@@ -423,18 +449,59 @@ impl Records for SqliteTx<'_> {
         Ok(())
     }
 
-    fn delete_attestations_below(
+    fn oldest_attestations(
+        &mut self,
+        vid: ValidatorId,
+        below_target: u64,
+        limit: usize,
+    ) -> Result<Option<PruneRange>, DbError> {
+        let (count, highest, highest_source): (i64, Option<i64>, Option<i64>) = self
+            .tx
+            .prepare_cached(
+                "SELECT COUNT(*), MAX(target_epoch), MAX(source_epoch) FROM (
+                     SELECT target_epoch, source_epoch FROM signed_attestations
+                     WHERE validator_id = ?1 AND target_epoch < ?2 ORDER BY target_epoch LIMIT ?3)",
+            )?
+            .query_row(params![vid, enc(below_target), limit_param(limit)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        Ok(prune_range(
+            count,
+            highest.map(dec),
+            highest_source.map(dec),
+        ))
+    }
+
+    fn attestation_below_source_above_target(
+        &mut self,
+        vid: ValidatorId,
+        source: u64,
+        target: u64,
+    ) -> Result<bool, DbError> {
+        // Driven by the source index: only the records below `source` are read (the ones
+        // about to be pruned, in a consistent history).
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM signed_attestations INDEXED BY signed_attestations_by_source
+                 WHERE validator_id = ?1 AND source_epoch < ?2 AND +target_epoch > ?3 LIMIT 1",
+            )?
+            .query_row(params![vid, enc(source), enc(target)], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn delete_attestations_through(
         &mut self,
         vid: ValidatorId,
         target: u64,
-        source: u64,
     ) -> Result<usize, DbError> {
         let n = self
             .tx
             .prepare_cached(
-                "DELETE FROM signed_attestations WHERE validator_id = ?1 AND target_epoch < ?2 AND source_epoch < ?3",
+                "DELETE FROM signed_attestations WHERE validator_id = ?1 AND target_epoch <= ?2",
             )?
-            .execute(params![vid, enc(target), enc(source)])?;
+            .execute(params![vid, enc(target)])?;
         if n > 0 {
             self.refresh_summary(vid)?;
         }
