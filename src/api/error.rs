@@ -1,9 +1,10 @@
 //! API errors: every failure is a status code and a JSON body `{"message": "..."}` that
 //! says what was wrong. Messages never contain secrets.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::signer::queue::{Shed, RETRY_AFTER};
 use crate::signer::{BodyError, SignError};
 
 /// A request that was not signed, and why.
@@ -33,6 +34,10 @@ pub enum ApiError {
     /// Keys are still loading and this one is not loaded yet (503): ask again shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// The signing queue is full: nothing was checked or signed; ask again after
+    /// `Retry-After` (503, never 412, which means a slashing refusal).
+    #[error("{0}")]
+    Shed(Shed),
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -55,7 +60,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Shed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
@@ -87,6 +92,12 @@ impl From<SignError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "message": self.to_string() });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::Shed(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER.as_secs().into());
+        }
+        response
     }
 }

@@ -12,6 +12,7 @@ use super::keys::KeysArgs;
 use super::log::LogArgs;
 use super::metrics::MetricsArgs;
 use super::overrides::set;
+use super::queue::QueueArgs;
 use super::server::ServerArgs;
 use super::slashing::SlashingArgs;
 use super::tls::TlsArgs;
@@ -44,6 +45,9 @@ pub struct ConfigArgs {
     /// `[server]` flags.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// `[queue]` flags.
+    #[command(flatten)]
+    pub queue: QueueArgs,
     /// `[keys]` flags.
     #[command(flatten)]
     pub keys: KeysArgs,
@@ -89,6 +93,7 @@ impl ConfigArgs {
         set(&mut c.network, &self.network);
         set(&mut c.data_dir, &self.data_dir);
         self.server.apply(&mut c.server)?;
+        self.queue.apply(&mut c.queue);
         self.keys.apply(&mut c.keys);
         self.slashing.apply(&mut c.slashing);
         self.metrics.apply(&mut c.metrics)?;

@@ -20,6 +20,7 @@ mod error;
 mod lookup;
 pub mod pool;
 mod protect;
+pub mod queue;
 mod root_cache;
 mod sign;
 
