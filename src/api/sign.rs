@@ -35,7 +35,9 @@ pub async fn sign(
         Err(rejection) => Err(body_error(&state, rejection)),
     };
     let peer = peer.map(|Extension(ConnectInfo(p))| p.addr.ip());
-    let priority = body.as_ref().map_or(Priority::Background, |b| Priority::of_body(b));
+    let priority = body
+        .as_ref()
+        .map_or(Priority::Background, |b| Priority::of_body(b));
     // Held until the answer is decided: the next request starts when this one is done.
     let _permit = match state
         .signing_queue

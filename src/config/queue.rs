@@ -51,10 +51,7 @@ impl QueueConfig {
             Some((setting, _)) => Err(ConfigError::new(*setting, "must be at least 1")),
             None if self.background_concurrency > self.concurrency => Err(ConfigError::new(
                 "queue.background_concurrency",
-                format!(
-                    "must be at most queue.concurrency ({})",
-                    self.concurrency
-                ),
+                format!("must be at most queue.concurrency ({})", self.concurrency),
             )),
             None => Ok(()),
         }

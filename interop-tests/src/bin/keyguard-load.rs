@@ -217,7 +217,16 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
                 keys: gen.keys.clone(),
                 kind: flood,
             };
-            flooded(&client, &args.url, &gen, rate, seconds, flooder, flood_concurrency).await
+            flooded(
+                &client,
+                &args.url,
+                &gen,
+                rate,
+                seconds,
+                flooder,
+                flood_concurrency,
+            )
+            .await
         }
         Mode::Duties { slots } => {
             let mut total = Stats::default();
@@ -549,7 +558,8 @@ async fn flooded(
         ms(under_flood.percentile(0.99)) / ms(alone.percentile(0.99)).max(1e-9),
         ms(under_flood.percentile(0.99)) - ms(alone.percentile(0.99))
     );
-    let total = load(&counts.ok) + load(&counts.shed) + load(&counts.not_found) + load(&counts.other);
+    let total =
+        load(&counts.ok) + load(&counts.shed) + load(&counts.not_found) + load(&counts.other);
     println!(
         "flooder: {total} requests ({:.0}/s): {} signed, {} shed (503), {} unknown key (404), \
          {} other",

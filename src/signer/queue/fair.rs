@@ -193,7 +193,11 @@ mod tests {
         q.push(Priority::Duty, client("b"), 2, "b2");
         q.push(Priority::Duty, client("b"), 3, "b3");
         assert_eq!(q.remove(Priority::Duty, &client("a"), 1), Some("a1"));
-        assert_eq!(q.remove(Priority::Duty, &client("a"), 1), None, "gone already");
+        assert_eq!(
+            q.remove(Priority::Duty, &client("a"), 1),
+            None,
+            "gone already"
+        );
         assert_eq!(q.pop_newest(Priority::Duty, &client("b")), Some("b3"));
         assert_eq!(q.len(), 1);
         assert_eq!(q.pop(Priority::Duty), Some("b2"));
@@ -212,6 +216,9 @@ mod tests {
         q.push(Priority::Background, client("small"), 10, ());
         q.push(Priority::Background, client("big"), 11, ());
         q.push(Priority::Background, client("big"), 12, ());
-        assert_eq!(q.heaviest(), Some((Priority::Background, &client("big"), 2)));
+        assert_eq!(
+            q.heaviest(),
+            Some((Priority::Background, &client("big"), 2))
+        );
     }
 }

@@ -174,6 +174,11 @@ impl SigningQueue {
         self.limits
     }
 
+    /// Requests waiting now, in all classes.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().waiting.len()
+    }
+
     /// A place in the pipeline for a request of `priority` from `client`: at once when
     /// there is room, else after waiting its turn; or why not.
     pub async fn admit(
@@ -289,7 +294,11 @@ impl SigningQueue {
         }
         // DEBUG only: under a flood this line would repeat thousands of times a second;
         // the counter is what an operator watches.
-        tracing::debug!(?client, reason = shed.label(), "sign request shed: overloaded");
+        tracing::debug!(
+            ?client,
+            reason = shed.label(),
+            "sign request shed: overloaded"
+        );
     }
 }
 

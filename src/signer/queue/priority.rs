@@ -158,7 +158,10 @@ mod tests {
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let anon = ClientIdentity::Anonymous;
-        assert_eq!(ClientKey::of(&anon, Some(v4)), ClientKey::of(&anon, Some(mapped)));
+        assert_eq!(
+            ClientKey::of(&anon, Some(v4)),
+            ClientKey::of(&anon, Some(mapped))
+        );
         assert_ne!(
             ClientKey::of(&anon, Some(v4)),
             ClientKey::of(&anon, Some("10.0.0.2".parse().unwrap()))

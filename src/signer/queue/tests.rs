@@ -170,10 +170,7 @@ async fn bounds_shed_with_a_reason_and_floods_give_way_first() {
     }
     // The flood's own share is full.
     assert_eq!(
-        queue
-            .admit(client("a"), Priority::Background)
-            .await
-            .err(),
+        queue.admit(client("a"), Priority::Background).await.err(),
         Some(Shed::ClientQueueFull)
     );
     let b = spawn("b", Priority::Background);
@@ -189,10 +186,7 @@ async fn bounds_shed_with_a_reason_and_floods_give_way_first() {
     until_waiting(&queue, 4).await;
     // Now a, b, c have one background request each: nobody is heavier than b would be.
     assert_eq!(
-        queue
-            .admit(client("b"), Priority::Background)
-            .await
-            .err(),
+        queue.admit(client("b"), Priority::Background).await.err(),
         Some(Shed::QueueFull)
     );
     drop(holder);
