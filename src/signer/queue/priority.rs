@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
 use crate::access::ClientIdentity;
 use crate::consensus::RequestType;
 
@@ -40,9 +42,11 @@ impl Priority {
         }
     }
 
-    /// The class of a request with this body (its `type` only; nothing else is checked).
+    /// The class of a request with this body (its top-level `type` only; nothing else is
+    /// checked, and nothing after the `type` is read, so a large block or payload envelope
+    /// is not parsed twice).
     pub fn of_body(body: &[u8]) -> Priority {
-        Priority::of(crate::signer::lookup::request_type_of(body))
+        Priority::of(leading_request_type(body))
     }
 
     /// The class of a request of type `request_type` (`None`: unreadable or unknown).
@@ -119,6 +123,39 @@ impl fmt::Display for ClientKey {
     }
 }
 
+/// The `type` of a JSON object body, read up to that member: the deserializer is stopped
+/// once it is found. `None` when the body is not an object or has no known `type` there.
+fn leading_request_type(body: &[u8]) -> Option<RequestType> {
+    /// Walks the top-level members, skipping values, and keeps the first `type`.
+    struct TypeFinder<'a>(&'a mut Option<String>);
+
+    impl<'de> Visitor<'de> for TypeFinder<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "type" {
+                    *self.0 = map.next_value::<String>().ok();
+                    // Stop here: the rest of the body is the pipeline's to parse.
+                    return Err(de::Error::custom("type found"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut found = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // An error is expected (the early stop), or the body is bad: either way `found` says.
+    let _ = deserializer.deserialize_map(TypeFinder(&mut found));
+    RequestType::from_wire(&found?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +188,28 @@ mod tests {
             assert_eq!(Priority::of(Some(background)), Priority::Background);
         }
         assert_eq!(Priority::of(None), Priority::Background);
+    }
+
+    #[test]
+    fn the_type_is_read_up_to_itself_only() {
+        let of = |body: &str| leading_request_type(body.as_bytes());
+        assert_eq!(
+            of(r#"{"fork_info":{"type":"BLOCK"},"type":"ATTESTATION","attestation":{}}"#),
+            Some(RequestType::Attestation),
+            "a nested `type` is not the request's"
+        );
+        assert_eq!(of(r#"{"type":"block_v2"}"#), Some(RequestType::BlockV2));
+        assert_eq!(
+            of(r#"{"type":"RANDAO_REVEAL","randao_reveal": not json at all"#),
+            Some(RequestType::RandaoReveal),
+            "what follows the type is not read"
+        );
+        assert_eq!(of(r#"{"type":"NOPE"}"#), None);
+        assert_eq!(of(r#"{"type":1}"#), None);
+        assert_eq!(of(r#"{"fork_info":{}}"#), None);
+        assert_eq!(of("not json"), None);
+        assert_eq!(of(r#"["type","ATTESTATION"]"#), None);
+        assert_eq!(Priority::of_body(b"{}"), Priority::Background);
     }
 
     #[test]
