@@ -45,7 +45,7 @@ pub async fn sign(
         .await
     {
         Ok(permit) => permit,
-        Err(shed) => return ApiError::Shed(shed).into_response(),
+        Err(shed) => return ApiError::from(shed).into_response(),
     };
     match state.signer.sign(&client, &pubkey, body).await {
         Ok(signed) => signature_response(&headers, &signed.signature),
