@@ -12,7 +12,9 @@
 //! that many background signatures ahead of it on the signing threads). Requests beyond
 //! wait here, at most `depth` in all and `per_client` per client; a request that finds
 //! no room is answered 503 with `Retry-After` ([`Shed`]), never 412 (which means a
-//! slashing refusal).
+//! slashing refusal). A shed request is counted in the metrics, not in the audit log: under
+//! a flood, one audit event per shed request would fill the audit queue, and with
+//! `audit.on_failure = "refuse"` that would refuse the other clients' duties.
 //!
 //! **Order.** Duty requests ([`Priority::Duty`]) before background ones, except that a
 //! waiting background request gets a turn after [`DUTY_TURNS`] duty turns, so it is
