@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::http_server::{self, Admission, ConnectionLimits, ConnectionMetrics, TcpIncoming};
 use crate::keys::{self, KeyTable, LoadJob, LoadProgress};
 use crate::signer::clock::SystemClock;
+use crate::signer::queue::{QueueLimits, QueueMetrics, SigningQueue};
 use crate::signer::{FutureGuard, GenesisPin, Signer, SigningPool};
 use crate::tls::listener::{HandshakeLimits, TlsListener, TlsMetrics};
 
@@ -100,12 +101,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         audit: Arc::clone(&audit),
         metrics,
     };
-    let state = Arc::new(AppState::new(
-        signer,
-        config.server.max_body_bytes,
-        hsm,
-        keymanager,
-    ));
+    let signing_queue = signing_queue(&config, &signer.metrics)?;
+    let state = Arc::new(
+        AppState::new(signer, config.server.max_body_bytes, hsm, keymanager)
+            .with_signing_queue(signing_queue),
+    );
     if config.metrics.enabled {
         serve_metrics(&config, Arc::clone(&state)).await?;
     }
@@ -117,6 +117,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("closing the audit log")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The signing queue of `[queue]`, counted in the metrics.
+fn signing_queue(
+    config: &Config,
+    metrics: &crate::metrics::Metrics,
+) -> anyhow::Result<Arc<SigningQueue>> {
+    let queue_metrics = QueueMetrics::register(metrics.registry())
+        .context("cannot register the signing queue metrics")?;
+    let limits = QueueLimits::from_config(&config.queue);
+    tracing::info!(
+        concurrency = limits.concurrency,
+        background_concurrency = limits.background_concurrency,
+        depth = limits.depth,
+        per_client = limits.per_client,
+        "signing queue"
+    );
+    Ok(SigningQueue::new(limits, Some(queue_metrics)))
 }
 
 /// The rustls configuration and TLS metrics, when `[tls]` gives a server identity.

@@ -5,7 +5,7 @@
 # result is printed with the raw blst signing rate measured in the same run.
 #
 # Usage: bash interop-tests/scripts/bench.sh [OUT_DIR] [SECTION...]
-#   SECTION: load, startup (default: both).
+#   SECTION: load, startup (default: both), flood (the signing queue under a flood).
 # Environment:
 #   KG_CPUS    CPUs keyguard is pinned to (taskset list, default 0 on machines with 2+ CPUs)
 #   LOAD_CPUS  CPUs keyguard-load runs on (default: the other CPUs)
@@ -89,6 +89,21 @@ if [[ " $sections " == *" load "* ]]; then
     epoch=$([ "$kind" = shared ] && echo 4000 || echo 3000)
     drive "${flag[@]}" --start-epoch "$epoch" --json "$out/open-half-$kind.json" open --rate "$rate" --seconds 10
   done
+  stop
+fi
+
+if [[ " $sections " == *" flood "* ]]; then
+  # The victim's attestations at a fixed rate, alone and then while a second client
+  # (connecting from 127.0.0.2) keeps 512 requests in flight; then the same with the
+  # queue's limits lifted, to show what the queue buys.
+  echo "== flood: RANDAO reveals, then unknown keys (default queue)"
+  start "$data/f" --interop-keys 1024
+  drive --start-epoch 1000 --json "$out/flood-randao.json" flood --rate 200 --seconds 10 --flood randao
+  drive --start-epoch 2000 --json "$out/flood-unknown.json" flood --rate 200 --seconds 10 --flood unknown-keys
+  stop
+  echo "== flood: RANDAO reveals, queue limits lifted"
+  start "$data/g" --interop-keys 1024 --queue-concurrency 1000000 --queue-background-concurrency 1000000
+  drive --start-epoch 1000 --json "$out/flood-randao-unlimited.json" flood --rate 200 --seconds 10 --flood randao
   stop
 fi
 

@@ -96,6 +96,7 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
         &["run", "--network", "mainnet", "--interop-keys", "4"],
         "keys.interop_keys",
     );
+    assert_config_error(&["run", "--queue-depth", "0"], "queue.depth");
 }
 
 #[test]
@@ -124,6 +125,8 @@ fn help_is_complete() {
         "--slashing-database",
         "--metrics-listen",
         "--log-format",
+        "--queue-concurrency",
+        "--queue-per-client",
         "KEYGUARD_NETWORK",
     ] {
         assert!(help.contains(flag), "run --help mentions {flag}");

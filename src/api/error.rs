@@ -1,9 +1,10 @@
 //! API errors: every failure is a status code and a JSON body `{"message": "..."}` that
 //! says what was wrong. Messages never contain secrets.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::signer::queue::{Shed, RETRY_AFTER};
 use crate::signer::{BodyError, SignError};
 
 /// A request that was not signed, and why.
@@ -33,6 +34,11 @@ pub enum ApiError {
     /// Keys are still loading and this one is not loaded yet (503): ask again shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// Overloaded: the signing queue shed the request, or the slashing database's queue
+    /// is full. Nothing was recorded or signed; ask again after `Retry-After` (503, never
+    /// 412, which means a slashing refusal).
+    #[error("{0}")]
+    Overloaded(String),
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -55,7 +61,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
@@ -77,17 +83,45 @@ impl From<SignError> for ApiError {
             SignError::OutOfScope(_) => ApiError::Forbidden(message),
             SignError::Refused { reason, message } => ApiError::Refused { reason, message },
             SignError::Backend(_) => ApiError::BadGateway(message),
-            SignError::Database(_)
-            | SignError::Overloaded(_)
-            | SignError::Audit(_)
-            | SignError::PoolClosed => ApiError::Internal(message),
+            // Refused before the record was queued: safe to retry.
+            SignError::Overloaded(_) => ApiError::Overloaded(message),
+            SignError::Database(_) | SignError::Audit(_) | SignError::PoolClosed => {
+                ApiError::Internal(message)
+            }
         }
+    }
+}
+
+impl From<Shed> for ApiError {
+    fn from(shed: Shed) -> Self {
+        ApiError::Overloaded(shed.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "message": self.to_string() });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::Overloaded(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER.as_secs().into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_is_503_with_retry_after_never_412() {
+        let queue_full = SignError::from(slashing_db::DbError::QueueFull { capacity: 1 });
+        for error in [ApiError::from(queue_full), ApiError::from(Shed::QueueFull)] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
     }
 }

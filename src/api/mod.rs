@@ -20,6 +20,7 @@ pub use error::ApiError;
 
 use crate::consensus::Network;
 use crate::keys::{KeyTable, LoadProgress};
+use crate::signer::queue::{QueueLimits, SigningQueue};
 use crate::signer::Signer;
 
 /// Everything a request handler needs; shared by all requests.
@@ -49,6 +50,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::AuditLog>,
     /// The keymanager API, when enabled.
     pub keymanager: Option<Arc<crate::keymanager::Keymanager>>,
+    /// Admission in front of the signing pipeline: bounded, prioritised, fair.
+    pub signing_queue: Arc<SigningQueue>,
 }
 
 impl AppState {
@@ -72,7 +75,15 @@ impl AppState {
             audit: Arc::clone(&signer.audit),
             keymanager,
             signer,
+            signing_queue: SigningQueue::new(QueueLimits::default(), None),
         }
+    }
+
+    /// This state with `queue` in front of the signing pipeline (instead of an unmetered
+    /// queue with the default limits).
+    pub fn with_signing_queue(mut self, queue: Arc<SigningQueue>) -> Self {
+        self.signing_queue = queue;
+        self
     }
 }
 

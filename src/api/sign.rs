@@ -1,11 +1,14 @@
 //! `POST /api/v1/eth2/sign/{pubkey}`: HTTP in and out of the signing pipeline
-//! ([`crate::signer`]), which decides everything else.
+//! ([`crate::signer`]), which decides everything else. Every request first takes its turn
+//! in the signing queue ([`crate::signer::queue`]): by its type's priority, as its
+//! client (identity, or peer address if anonymous); a request shed there is answered 503
+//! before the pipeline sees it.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -13,13 +16,16 @@ use axum::Extension;
 use super::{error::ApiError, AppState};
 use crate::access::ClientIdentity;
 use crate::keys::SignatureBytes;
+use crate::signer::queue::{ClientKey, Priority};
 use crate::signer::BodyError;
+use crate::tls::listener::PeerInfo;
 
 /// The handler: the signature (as JSON or text) or the refusal's status and JSON message.
 pub async fn sign(
     State(state): State<Arc<AppState>>,
     Path(pubkey): Path<String>,
     client: Option<Extension<ClientIdentity>>,
+    peer: Option<Extension<ConnectInfo<PeerInfo>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -27,6 +33,19 @@ pub async fn sign(
     let body = match &body {
         Ok(bytes) => Ok(&bytes[..]),
         Err(rejection) => Err(body_error(&state, rejection)),
+    };
+    let peer = peer.map(|Extension(ConnectInfo(p))| p.addr.ip());
+    let priority = body
+        .as_ref()
+        .map_or(Priority::Background, |b| Priority::of_body(b));
+    // Held until the answer is decided: the next request starts when this one is done.
+    let _permit = match state
+        .signing_queue
+        .admit(ClientKey::of(&client, peer), priority)
+        .await
+    {
+        Ok(permit) => permit,
+        Err(shed) => return ApiError::from(shed).into_response(),
     };
     match state.signer.sign(&client, &pubkey, body).await {
         Ok(signed) => signature_response(&headers, &signed.signature),

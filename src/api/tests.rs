@@ -323,3 +323,68 @@ async fn healthcheck_is_503_while_loading() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(message(&body).contains("still loading"));
 }
+
+#[tokio::test]
+async fn an_overloaded_signer_sheds_with_503_and_retry_after_before_anything_is_recorded() {
+    use crate::signer::queue::{ClientKey, Priority, QueueLimits, SigningQueue};
+    let Harness {
+        state,
+        pubkey,
+        _dir,
+    } = harness(true);
+    let limits = QueueLimits {
+        concurrency: 1,
+        background_concurrency: 1,
+        depth: 1,
+        per_client: 1,
+    };
+    let state = Arc::into_inner(state)
+        .unwrap()
+        .with_signing_queue(SigningQueue::new(limits, None));
+    let h = Harness {
+        state: Arc::new(state),
+        pubkey,
+        _dir,
+    };
+    // The only place in the pipeline is taken; one attestation waits for it.
+    let held = h
+        .state
+        .signing_queue
+        .admit(ClientKey::Unknown, Priority::Duty)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let waiting = tokio::spawn(router(Arc::clone(&h.state), None).oneshot(post(
+        &path,
+        attestation_body(1, 2, 7),
+        Some("application/json"),
+    )));
+    while h.state.signing_queue.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The client's share of the queue is full: shed, 503 with Retry-After and a message.
+    let resp = router(Arc::clone(&h.state), None)
+        .oneshot(post(&path, randao_body(3), Some("application/json")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = message(std::str::from_utf8(&bytes).unwrap());
+    assert!(text.contains("overloaded"), "{text}");
+    // The waiting attestation is signed once the place is free.
+    drop(held);
+    let resp = waiting.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let signed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_valid_signature(
+        &h,
+        &attestation_body(1, 2, 7),
+        signed["signature"].as_str().unwrap(),
+    );
+}

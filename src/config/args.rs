@@ -13,6 +13,7 @@ use super::keys::KeysArgs;
 use super::log::LogArgs;
 use super::metrics::MetricsArgs;
 use super::overrides::set;
+use super::queue::QueueArgs;
 use super::server::ServerArgs;
 use super::slashing::SlashingArgs;
 use super::tls::TlsArgs;
@@ -45,6 +46,9 @@ pub struct ConfigArgs {
     /// `[server]` flags.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// `[queue]` flags.
+    #[command(flatten)]
+    pub queue: QueueArgs,
     /// `[keys]` flags.
     #[command(flatten)]
     pub keys: KeysArgs,
@@ -93,6 +97,7 @@ impl ConfigArgs {
         set(&mut c.network, &self.network);
         set(&mut c.data_dir, &self.data_dir);
         self.server.apply(&mut c.server)?;
+        self.queue.apply(&mut c.queue);
         self.keys.apply(&mut c.keys);
         self.slashing.apply(&mut c.slashing);
         self.metrics.apply(&mut c.metrics)?;

@@ -6,7 +6,7 @@
 //! `config/keyguard.toml` documents every setting.
 //!
 //! * [`Config`] (here): the schema, whole-file parsing and the checks across sections;
-//! * one module per section (`server`, `keys`, `slashing`, `metrics`, `log`, `hsm`, `tls`,
+//! * one module per section (`server`, `queue`, `keys`, `slashing`, `metrics`, `log`, `hsm`, `tls`,
 //!   `access`, `keymanager`, `audit`): its `[section]` struct and the flags that override
 //!   it (`…Args`, flattened into the command line);
 //! * [`args`]: [`ConfigArgs`], the flags of every command that reads the configuration;
@@ -26,6 +26,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 mod overrides;
+pub mod queue;
 pub mod server;
 pub mod slashing;
 pub mod tls;
@@ -46,6 +47,7 @@ pub use keymanager::KeymanagerConfig;
 pub use keys::KeysConfig;
 pub use log::{LogConfig, LogFormat};
 pub use metrics::MetricsConfig;
+pub use queue::QueueConfig;
 pub use server::ServerConfig;
 pub use slashing::SlashingConfig;
 pub use tls::TlsConfig;
@@ -61,6 +63,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The signing API listener.
     pub server: ServerConfig,
+    /// The signing queue: bounded, prioritised, fair between clients.
+    pub queue: QueueConfig,
     /// Where validator keys come from.
     pub keys: KeysConfig,
     /// Slashing protection.
@@ -89,6 +93,7 @@ impl Default for Config {
             network: "mainnet".into(),
             data_dir: PathBuf::from("data"),
             server: ServerConfig::default(),
+            queue: QueueConfig::default(),
             keys: KeysConfig::default(),
             slashing: SlashingConfig::default(),
             metrics: MetricsConfig::default(),
@@ -180,6 +185,7 @@ impl Config {
             ));
         }
         self.server.validate_connection_limits()?;
+        self.queue.validate()?;
         if self.slashing.max_batch == 0 {
             return Err(ConfigError::new("slashing.max_batch", "must be at least 1"));
         }

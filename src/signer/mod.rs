@@ -3,6 +3,8 @@
 //!
 //! Read top to bottom, one file per stage, in an order never changed for speed:
 //!
+//! 0. [`queue`] (called by `api/sign.rs` before the pipeline): wait a turn, or be shed
+//!    with nothing checked or recorded.
 //! 1. [`lookup`]: parse the pubkey, check the client's scope, find the key.
 //! 2. prepare (here, through `consensus::prepare`): recompute the signing root from the
 //!    payload; the client's root is never trusted. Then the chain checks: the
@@ -26,6 +28,7 @@ pub mod genesis_pin;
 mod lookup;
 pub mod pool;
 mod protect;
+pub mod queue;
 mod root_cache;
 mod sign;
 

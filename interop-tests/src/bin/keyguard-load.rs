@@ -11,12 +11,16 @@
 //! - `burst --size N`: N same-slot attestations at once (one slot of 32·N validators).
 //! - `duties --slots S`: realistic per-slot duty mix (attestations, selection proofs,
 //!   aggregates, sync-committee messages, selection proofs and contributions, blocks).
+//! - `flood --rate R --seconds S`: a victim client's attestations at rate R (open loop),
+//!   first alone, then while a second client (connecting from `--flood-from`, so the signer
+//!   sees another client) keeps `--flood-concurrency` requests in flight (RANDAO reveals
+//!   or attestations for unknown keys); reports the victim's latency in both phases.
 //!
 //! Attestation roots: `--shared-roots` models Electra and later (every attester of a slot
 //! signs the same AttestationData); without it every request has its own root.
 //! Request bodies target the minimal-preset devnet of `config/networks/devnet-minimal.yaml`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +91,34 @@ enum Mode {
         #[arg(long, default_value_t = 8)]
         slots: u64,
     },
+    /// A victim's attestations (open loop), alone and then under another client's flood.
+    Flood {
+        /// The victim's attestations per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds of each phase (alone, then flooded).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Requests the flooder keeps in flight (it resends at once, 503 or not).
+        #[arg(long, default_value_t = 512)]
+        flood_concurrency: usize,
+        /// What the flooder sends.
+        #[arg(long, value_enum, default_value_t = FloodKind::Randao)]
+        flood: FloodKind,
+        /// Source address of the flooder's connections: another loopback address is
+        /// another (anonymous) client to the signer.
+        #[arg(long, default_value = "127.0.0.2")]
+        flood_from: std::net::IpAddr,
+    },
+}
+
+/// The flooder's requests.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FloodKind {
+    /// RANDAO reveals for the signer's own keys (signed: background work).
+    Randao,
+    /// Attestations for keys the signer does not have (answered 404).
+    UnknownKeys,
 }
 
 /// Latencies and outcomes of one run.
@@ -167,6 +199,34 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
         Mode::Burst { size } => {
             let jobs = (0..size as u64).map(|i| gen.attestation(i)).collect();
             Ok(send_all(&client, &args.url, jobs).await)
+        }
+        Mode::Flood {
+            rate,
+            seconds,
+            flood_concurrency,
+            flood,
+            flood_from,
+        } => {
+            let flooder = Flooder {
+                client: reqwest::Client::builder()
+                    .http1_only()
+                    .pool_max_idle_per_host(flood_concurrency)
+                    .local_address(flood_from)
+                    .build()?,
+                url: args.url.clone(),
+                keys: gen.keys.clone(),
+                kind: flood,
+            };
+            flooded(
+                &client,
+                &args.url,
+                &gen,
+                rate,
+                seconds,
+                flooder,
+                flood_concurrency,
+            )
+            .await
         }
         Mode::Duties { slots } => {
             let mut total = Stats::default();
@@ -378,6 +438,140 @@ async fn open_loop(
     Ok(collect(results, started.elapsed()))
 }
 
+/// The second client of `flood` mode.
+struct Flooder {
+    client: reqwest::Client,
+    url: String,
+    keys: Vec<Arc<str>>,
+    kind: FloodKind,
+}
+
+/// What the flooder's requests got.
+#[derive(Default)]
+struct FloodCounts {
+    ok: AtomicU64,
+    shed: AtomicU64,
+    not_found: AtomicU64,
+    other: AtomicU64,
+}
+
+impl Flooder {
+    /// Request `i` of the flood.
+    fn job(&self, i: u64) -> Job {
+        match self.kind {
+            FloodKind::Randao => Job {
+                pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
+                body: requests::randao(i),
+            },
+            FloodKind::UnknownKeys => {
+                let mut pubkey = [0xb0u8; 48];
+                pubkey[..8].copy_from_slice(&i.to_le_bytes());
+                Job {
+                    pubkey: Arc::from(format!("0x{}", hex::encode(pubkey))),
+                    body: requests::attestation(1, 2, 7),
+                }
+            }
+        }
+    }
+
+    /// Keeps `concurrency` requests in flight until `stop` is set.
+    async fn run(self: Arc<Self>, concurrency: usize, stop: Arc<AtomicBool>) -> FloodCounts {
+        let counts = Arc::new(FloodCounts::default());
+        let next = Arc::new(AtomicU64::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (me, counts, next, stop) = (
+                Arc::clone(&self),
+                Arc::clone(&counts),
+                Arc::clone(&next),
+                Arc::clone(&stop),
+            );
+            workers.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let job = me.job(next.fetch_add(1, Ordering::Relaxed));
+                    let status = me
+                        .client
+                        .post(format!("{}/api/v1/eth2/sign/{}", me.url, job.pubkey))
+                        .header("Content-Type", "application/json")
+                        .body(job.body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16());
+                    let counter = match status {
+                        Ok(200) => &counts.ok,
+                        Ok(503) => &counts.shed,
+                        Ok(404) => &counts.not_found,
+                        _ => &counts.other,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        workers.join_all().await;
+        Arc::try_unwrap(counts).unwrap_or_default()
+    }
+}
+
+/// `flood` mode: the victim's open-loop attestations alone, then under the flood (which
+/// starts a second before them); prints both and returns the flooded phase.
+async fn flooded(
+    client: &reqwest::Client,
+    url: &str,
+    gen: &Generator,
+    rate: f64,
+    seconds: f64,
+    flooder: Flooder,
+    concurrency: usize,
+) -> anyhow::Result<Stats> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let alone = open_loop(client, url, gen, rate, seconds).await?;
+    // The flooded phase's attestations come after the first phase's epochs.
+    let per_phase = (rate * seconds) as u64;
+    let later = Generator {
+        keys: gen.keys.clone(),
+        shared_roots: gen.shared_roots,
+        start_epoch: gen.start_epoch + per_phase / gen.keys.len() as u64 + 2,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn(Arc::new(flooder).run(concurrency, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flood_started = Instant::now();
+    let under_flood = open_loop(client, url, &later, rate, seconds).await?;
+    let flood_seconds = flood_started.elapsed().as_secs_f64() + 1.0;
+    stop.store(true, Ordering::Relaxed);
+    let counts = flood.await?;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    println!(
+        "victim alone:       {} ok, {} errors; p50 {:.2} ms, p99 {:.2} ms",
+        alone.latencies.len(),
+        alone.errors,
+        ms(alone.percentile(0.5)),
+        ms(alone.percentile(0.99))
+    );
+    println!(
+        "victim under flood: {} ok, {} errors; p50 {:.2} ms, p99 {:.2} ms (p99 ratio {:.2}x, \
+         +{:.2} ms)",
+        under_flood.latencies.len(),
+        under_flood.errors,
+        ms(under_flood.percentile(0.5)),
+        ms(under_flood.percentile(0.99)),
+        ms(under_flood.percentile(0.99)) / ms(alone.percentile(0.99)).max(1e-9),
+        ms(under_flood.percentile(0.99)) - ms(alone.percentile(0.99))
+    );
+    let total =
+        load(&counts.ok) + load(&counts.shed) + load(&counts.not_found) + load(&counts.other);
+    println!(
+        "flooder: {total} requests ({:.0}/s): {} signed, {} shed (503), {} unknown key (404), \
+         {} other",
+        total as f64 / flood_seconds,
+        load(&counts.ok),
+        load(&counts.shed),
+        load(&counts.not_found),
+        load(&counts.other)
+    );
+    Ok(under_flood)
+}
+
 /// Sends every job at once and waits for all answers.
 async fn send_all(client: &reqwest::Client, url: &str, jobs: Vec<Job>) -> Stats {
     let started = Instant::now();
@@ -520,6 +714,19 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
         Mode::Open { rate, seconds } => format!("open rate={rate}/s for {seconds}s"),
         Mode::Burst { size } => format!("burst of {size}"),
         Mode::Duties { slots } => format!("duties for {slots} slots"),
+        Mode::Flood {
+            rate,
+            seconds,
+            flood_concurrency,
+            flood,
+            ..
+        } => format!(
+            "victim at {rate}/s for {seconds}s under a flood of {flood_concurrency} in flight ({})",
+            match flood {
+                FloodKind::Randao => "randao",
+                FloodKind::UnknownKeys => "unknown keys",
+            }
+        ),
     };
     println!("keyguard-load: {mode}, shared roots: {}", args.shared_roots);
     println!(
