@@ -132,7 +132,8 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     // SIGTERM flushed every event; the chain verifies.
     let (code, stdout, stderr) = verify(&log);
     let lines = read_lines(&log);
-    let expected = 1 + KEYS + 4;
+    // log_open, a key_load per key, four decisions, log_close.
+    let expected = 1 + KEYS + 4 + 1;
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!("OK: {expected} lines, last seq {}", expected - 1)),
@@ -145,7 +146,9 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     for e in &events[1..=KEYS] {
         assert_eq!(e["event"], "key_load");
     }
-    let signs = &events[1 + KEYS..];
+    assert_eq!(events[expected - 1]["event"], "log_close");
+    assert_eq!(events[expected - 1]["by"], "keyguard run");
+    let signs = &events[1 + KEYS..expected - 1];
     let outcomes: Vec<&str> = signs
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
@@ -207,11 +210,13 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     let (code, stdout, stderr) = verify(&log);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let all = read_lines(&log);
-    assert_eq!(all.len(), 2 * expected - 3);
+    // log_open, the key_loads, one decision, log_close.
+    assert_eq!(all.len(), expected + 1 + KEYS + 1 + 1);
     let reopened = json(&all[expected]);
     assert_eq!(reopened["event"], "log_open");
     assert_eq!(reopened["seq"].as_u64(), Some(expected as u64));
-    assert_eq!(json(all.last().unwrap())["outcome"], "signed");
+    assert_eq!(json(&all[all.len() - 2])["outcome"], "signed");
+    assert_eq!(json(all.last().unwrap())["event"], "log_close");
 }
 
 #[test]
@@ -331,10 +336,13 @@ fn key_commands_are_audited_and_wait_for_the_server() {
     let expected: Vec<(String, String)> = [
         ("log_open", "keyguard keys generate"),
         ("key_generate", pubkey.as_str()),
+        ("log_close", "keyguard keys generate"),
         ("log_open", "keyguard run"),
         ("key_load", pubkey.as_str()),
+        ("log_close", "keyguard run"),
         ("log_open", "keyguard keys destroy"),
         ("key_destroy", pubkey.as_str()),
+        ("log_close", "keyguard keys destroy"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
