@@ -220,6 +220,194 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
 }
 
 #[test]
+fn access_refusals_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("audit.jsonl");
+    let token = tmp.path().join("scoped.token");
+    std::fs::write(&token, "scoped-token-3e9c1a7b5d2f8064\n").unwrap();
+    let config = tmp.path().join("keyguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[access.clients]]\nname = \"scoped\"\ntoken_file = \"{}\"\n\
+             pubkeys = [\"{INTEROP_PUBKEY_0}\"]\ntypes = [\"RANDAO_REVEAL\"]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let mut kg = KeyguardProcess::start(
+        &[
+            "--network",
+            "config/networks/devnet-minimal.yaml",
+            "--interop-keys",
+            &KEYS.to_string(),
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        tmp.path(),
+    )
+    .unwrap();
+    kg.wait_healthy(Duration::from_secs(30)).unwrap();
+    let interop_key_1 = "0xb89bebc699769726a318c8e9971bd3171297c61aea4a6578a7a4f94b547dcba5bac16a89108b6b6a1fe3695d1a874a0b";
+    let client = reqwest::blocking::Client::new();
+    let post = |pubkey: &str, headers: &[(&str, &str)], body: String| {
+        let mut req = client
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
+            .header("Accept", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    let scoped = ("Authorization", "Bearer scoped-token-3e9c1a7b5d2f8064");
+    let randao = || requests::randao(1);
+    // Refused by the access layer: a foreign Host, an unknown token, a malformed header.
+    assert_eq!(
+        post(INTEROP_PUBKEY_0, &[("Host", "evil.example")], randao()),
+        403
+    );
+    assert_eq!(
+        post(
+            INTEROP_PUBKEY_0,
+            &[("Authorization", "Bearer nope")],
+            randao()
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            INTEROP_PUBKEY_0,
+            &[("Authorization", "Basic eDp5")],
+            randao()
+        ),
+        401
+    );
+    // Refused by scope and type: a key outside the scope, a type outside `types`, and an
+    // anonymous caller once a client is scoped.
+    assert_eq!(post(interop_key_1, &[scoped], randao()), 403);
+    assert_eq!(
+        post(INTEROP_PUBKEY_0, &[scoped], requests::aggregation_slot(8)),
+        403
+    );
+    assert_eq!(post(INTEROP_PUBKEY_0, &[], randao()), 403);
+    assert_eq!(post(INTEROP_PUBKEY_0, &[scoped], randao()), 200);
+    stop(&mut kg);
+
+    let (code, stdout, stderr) = verify(&log);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let events: Vec<serde_json::Value> = read_lines(&log).iter().map(|l| json(l)).collect();
+    let refusals: Vec<(&str, &str, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "access_refused")
+        .map(|e| {
+            assert!(e["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{e}");
+            assert_eq!(e["path"], format!("/api/v1/eth2/sign/{INTEROP_PUBKEY_0}"));
+            (
+                e["reason"].as_str().unwrap(),
+                e["client"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("host_not_allowed", "anonymous", 403),
+            ("unknown_token", "token", 403),
+            ("malformed_authorization", "token", 401),
+        ]
+    );
+    let decisions: Vec<(&str, &str, Option<&str>, Option<&str>)> = events
+        .iter()
+        .filter(|e| e["event"] == "sign")
+        .map(|e| {
+            (
+                e["client"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str(),
+                e["type"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            (
+                "token:scoped",
+                "forbidden",
+                Some("out_of_scope"),
+                Some("RANDAO_REVEAL")
+            ),
+            (
+                "token:scoped",
+                "forbidden",
+                Some("type_not_allowed"),
+                Some("AGGREGATION_SLOT")
+            ),
+            (
+                "anonymous",
+                "forbidden",
+                Some("out_of_scope"),
+                Some("RANDAO_REVEAL")
+            ),
+            ("token:scoped", "signed", None, Some("RANDAO_REVEAL")),
+        ]
+    );
+}
+
+#[test]
+fn lost_lifecycle_events_fail_the_exit_with_refuse() {
+    // /dev/full fails every write with ENOSPC: a full disk for the whole run.
+    let full = Path::new("/dev/full");
+    assert!(full.exists(), "this test needs /dev/full (Linux)");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kg = KeyguardProcess::start(
+        &[
+            "--network",
+            "config/networks/devnet-minimal.yaml",
+            "--interop-keys",
+            "1",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--audit-log",
+            full.to_str().unwrap(),
+        ],
+        tmp.path(),
+    )
+    .unwrap();
+    // Signing is refused while the log cannot be written (on_failure = "refuse").
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = sign(&kg, INTEROP_PUBKEY_0, requests::randao(1));
+        if status == 500 {
+            assert_eq!(
+                body["message"],
+                "audit log cannot be written; nothing signed"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // log_open, key_load and log_close were never written: the exit says so.
+    let status = kg.terminate(Duration::from_secs(30)).unwrap();
+    assert!(!status.success(), "exited 0 with lost lifecycle events");
+    let log = kg.log();
+    assert!(
+        log.contains("audit lifecycle event(s) could not be written"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_second_keyguard_cannot_share_the_log() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("audit.jsonl");

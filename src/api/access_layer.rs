@@ -89,8 +89,8 @@ fn peer(req: &Request) -> Option<&PeerInfo> {
 }
 
 /// The `client` of an `access_refused` line: the certificate's identity when the
-/// connection has one, else `token` when a bearer token was sent (not accepted), else
-/// `anonymous`.
+/// connection has one, else `token` when an `Authorization` header was sent (not
+/// accepted), else `anonymous`.
 fn presented_credentials(policy: &AccessPolicy, req: &Request) -> String {
     match peer(req).and_then(|p| p.certificate) {
         Some(fingerprint) => policy.certificate_identity(&fingerprint).to_string(),
