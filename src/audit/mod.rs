@@ -71,7 +71,8 @@ pub struct AuditReservation(Option<OwnedPermit<Event>>);
 
 /// Places held in the queue for the lifecycle events of one operation (a keymanager
 /// import or delete), taken before it changes anything; see [`AuditLog::reserve_lifecycle`].
-/// Dropping it frees the places that were not used.
+/// Dropping it frees the places that were not used. Operations that reserve places must
+/// not overlap (the keymanager runs one at a time under its operations lock).
 #[must_use = "the places are freed when this is dropped"]
 pub struct LifecycleReservation<'a> {
     log: &'a AuditLog,
