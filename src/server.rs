@@ -112,9 +112,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = api::router(state, config.server.http_path_prefix.as_deref());
     serve_api(&config, app, tls, connection_metrics).await?;
     // Every request has been answered: write what is queued before exiting.
+    // With `on_failure = "refuse"`, a lost lifecycle event makes the exit status non-zero.
     tokio::task::spawn_blocking(move || audit.close())
         .await
-        .context("closing the audit log")?;
+        .context("closing the audit log")??;
     tracing::info!("stopped");
     Ok(())
 }
@@ -332,7 +333,7 @@ fn spawn_key_loading(
         keys::loader::run_jobs(jobs, &table, &progress);
         for key in table.keys() {
             let detail = format!("{} {}", key.source().as_str(), key.origin());
-            audit.record_key_event_waiting("key_load", key.pubkey(), &detail);
+            audit.record_key_event_waiting(crate::audit::EventName::KeyLoad, key.pubkey(), &detail);
         }
         // `/healthcheck` gives counts only; which key failed, and why, is logged here
         // (before loading is reported finished).

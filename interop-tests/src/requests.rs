@@ -109,3 +109,12 @@ pub fn randao(epoch: u64) -> String {
         fi = fork_info()
     )
 }
+
+/// A `DEPOSIT` request for `pubkey` (`0x…`): a DepositMessage of 32 ETH, on the genesis fork
+/// version 0x00000000 (no `fork_info`).
+pub fn deposit(pubkey: &str) -> String {
+    format!(
+        r#"{{"type":"DEPOSIT","deposit":{{"pubkey":"{pubkey}","withdrawal_credentials":"0x00{wc}","amount":"32000000000","genesis_fork_version":"0x00000000"}}}}"#,
+        wc = "ab".repeat(31)
+    )
+}

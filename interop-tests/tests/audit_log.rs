@@ -132,7 +132,8 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     // SIGTERM flushed every event; the chain verifies.
     let (code, stdout, stderr) = verify(&log);
     let lines = read_lines(&log);
-    let expected = 1 + KEYS + 4;
+    // log_open, a key_load per key, four decisions, log_close.
+    let expected = 1 + KEYS + 4 + 1;
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!("OK: {expected} lines, last seq {}", expected - 1)),
@@ -145,7 +146,9 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     for e in &events[1..=KEYS] {
         assert_eq!(e["event"], "key_load");
     }
-    let signs = &events[1 + KEYS..];
+    assert_eq!(events[expected - 1]["event"], "log_close");
+    assert_eq!(events[expected - 1]["by"], "keyguard run");
+    let signs = &events[1 + KEYS..expected - 1];
     let outcomes: Vec<&str> = signs
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
@@ -207,11 +210,201 @@ fn signing_decisions_are_chained_verified_and_tamper_evident() {
     let (code, stdout, stderr) = verify(&log);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let all = read_lines(&log);
-    assert_eq!(all.len(), 2 * expected - 3);
+    // log_open, the key_loads, one decision, log_close.
+    assert_eq!(all.len(), expected + 1 + KEYS + 1 + 1);
     let reopened = json(&all[expected]);
     assert_eq!(reopened["event"], "log_open");
     assert_eq!(reopened["seq"].as_u64(), Some(expected as u64));
-    assert_eq!(json(all.last().unwrap())["outcome"], "signed");
+    assert_eq!(json(&all[all.len() - 2])["outcome"], "signed");
+    assert_eq!(json(all.last().unwrap())["event"], "log_close");
+}
+
+#[test]
+fn access_refusals_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("audit.jsonl");
+    let token = tmp.path().join("scoped.token");
+    std::fs::write(&token, "scoped-token-3e9c1a7b5d2f8064\n").unwrap();
+    let config = tmp.path().join("keyguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[access.clients]]\nname = \"scoped\"\ntoken_file = \"{}\"\n\
+             pubkeys = [\"{INTEROP_PUBKEY_0}\"]\ntypes = [\"RANDAO_REVEAL\"]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let mut kg = KeyguardProcess::start(
+        &[
+            "--network",
+            "config/networks/devnet-minimal.yaml",
+            "--interop-keys",
+            &KEYS.to_string(),
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        tmp.path(),
+    )
+    .unwrap();
+    kg.wait_healthy(Duration::from_secs(30)).unwrap();
+    let interop_key_1 = "0xb89bebc699769726a318c8e9971bd3171297c61aea4a6578a7a4f94b547dcba5bac16a89108b6b6a1fe3695d1a874a0b";
+    let client = reqwest::blocking::Client::new();
+    let post = |pubkey: &str, headers: &[(&str, &str)], body: String| {
+        let mut req = client
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
+            .header("Accept", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().unwrap().status().as_u16()
+    };
+    let scoped = ("Authorization", "Bearer scoped-token-3e9c1a7b5d2f8064");
+    let randao = || requests::randao(1);
+    // Refused by the access layer: a foreign Host, an unknown token, a malformed header.
+    assert_eq!(
+        post(INTEROP_PUBKEY_0, &[("Host", "evil.example")], randao()),
+        403
+    );
+    assert_eq!(
+        post(
+            INTEROP_PUBKEY_0,
+            &[("Authorization", "Bearer nope")],
+            randao()
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            INTEROP_PUBKEY_0,
+            &[("Authorization", "Basic eDp5")],
+            randao()
+        ),
+        401
+    );
+    // Refused by scope and type: a key outside the scope, a type outside `types`, and an
+    // anonymous caller once a client is scoped.
+    assert_eq!(post(interop_key_1, &[scoped], randao()), 403);
+    assert_eq!(
+        post(INTEROP_PUBKEY_0, &[scoped], requests::aggregation_slot(8)),
+        403
+    );
+    assert_eq!(post(INTEROP_PUBKEY_0, &[], randao()), 403);
+    assert_eq!(post(INTEROP_PUBKEY_0, &[scoped], randao()), 200);
+    stop(&mut kg);
+
+    let (code, stdout, stderr) = verify(&log);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let events: Vec<serde_json::Value> = read_lines(&log).iter().map(|l| json(l)).collect();
+    let refusals: Vec<(&str, &str, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "access_refused")
+        .map(|e| {
+            assert!(e["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{e}");
+            assert_eq!(e["path"], format!("/api/v1/eth2/sign/{INTEROP_PUBKEY_0}"));
+            (
+                e["reason"].as_str().unwrap(),
+                e["client"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("host_not_allowed", "anonymous", 403),
+            ("unknown_token", "token", 403),
+            ("malformed_authorization", "token", 401),
+        ]
+    );
+    let decisions: Vec<(&str, &str, Option<&str>, Option<&str>)> = events
+        .iter()
+        .filter(|e| e["event"] == "sign")
+        .map(|e| {
+            (
+                e["client"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str(),
+                e["type"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            (
+                "token:scoped",
+                "forbidden",
+                Some("out_of_scope"),
+                Some("RANDAO_REVEAL")
+            ),
+            (
+                "token:scoped",
+                "forbidden",
+                Some("type_not_allowed"),
+                Some("AGGREGATION_SLOT")
+            ),
+            (
+                "anonymous",
+                "forbidden",
+                Some("out_of_scope"),
+                Some("RANDAO_REVEAL")
+            ),
+            ("token:scoped", "signed", None, Some("RANDAO_REVEAL")),
+        ]
+    );
+}
+
+#[test]
+fn lost_lifecycle_events_fail_the_exit_with_refuse() {
+    // /dev/full fails every write with ENOSPC: a full disk for the whole run.
+    let full = Path::new("/dev/full");
+    assert!(full.exists(), "this test needs /dev/full (Linux)");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kg = KeyguardProcess::start(
+        &[
+            "--network",
+            "config/networks/devnet-minimal.yaml",
+            "--interop-keys",
+            "1",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--audit-log",
+            full.to_str().unwrap(),
+        ],
+        tmp.path(),
+    )
+    .unwrap();
+    // Signing is refused while the log cannot be written (on_failure = "refuse").
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = sign(&kg, INTEROP_PUBKEY_0, requests::randao(1));
+        if status == 500 {
+            assert_eq!(
+                body["message"],
+                "audit log cannot be written; nothing signed"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // log_open, key_load and log_close were never written: the exit says so.
+    let status = kg.terminate(Duration::from_secs(30)).unwrap();
+    assert!(!status.success(), "exited 0 with lost lifecycle events");
+    let log = kg.log();
+    assert!(
+        log.contains("audit lifecycle event(s) could not be written"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -331,10 +524,13 @@ fn key_commands_are_audited_and_wait_for_the_server() {
     let expected: Vec<(String, String)> = [
         ("log_open", "keyguard keys generate"),
         ("key_generate", pubkey.as_str()),
+        ("log_close", "keyguard keys generate"),
         ("log_open", "keyguard run"),
         ("key_load", pubkey.as_str()),
+        ("log_close", "keyguard run"),
         ("log_open", "keyguard keys destroy"),
         ("key_destroy", pubkey.as_str()),
+        ("log_close", "keyguard keys destroy"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))

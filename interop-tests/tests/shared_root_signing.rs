@@ -10,7 +10,7 @@ use interop_tests::keyguard_process::KeyguardProcess;
 use serde_json::Value;
 
 const FIXTURES: &str = include_str!("../fixtures/signing-fixtures.json");
-/// Well above the number of uses after which a root gets its table (24).
+/// Well above the number of distinct keys after which a root gets its table (24).
 const KEYS: usize = 80;
 const DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 

@@ -230,6 +230,7 @@ fn known_clients_file_and_key_scopes() {
     let s = PemServer::new();
     let listed = self_signed_client("teku");
     let scoped = self_signed_client("lighthouse-a");
+    let all_keys = self_signed_client("ops");
     let unlisted = self_signed_client("intruder");
     // Web3Signer's format, lower-case and colon-less spellings mixed in.
     let known = format!("# known clients\n\nteku {}\n", listed.fingerprint());
@@ -238,8 +239,14 @@ fn known_clients_file_and_key_scopes() {
 name = "lighthouse-a"
 fingerprints = ["{}"]
 pubkeys = ["{KEY_0}"]
+
+[[access.clients]]
+name = "ops"
+fingerprints = ["{}"]
+pubkeys = ["*"]
 "#,
-        scoped.fingerprint().replace(':', "").to_lowercase()
+        scoped.fingerprint().replace(':', "").to_lowercase(),
+        all_keys.fingerprint()
     );
     let mut args = s.args.clone();
     args.extend([
@@ -251,21 +258,40 @@ pubkeys = ["{KEY_0}"]
     let listed_client = s.client(Some(&listed));
     let kg = start(&args, s.path(), &listed_client);
 
-    // A listed self-signed certificate works, for every key.
-    assert_signed(sign(&listed_client, &kg.url, KEY_0), KEY_0);
-    assert_signed(sign(&listed_client, &kg.url, KEY_1), KEY_1);
-    let mut all = public_keys(&listed_client, &kg.url);
+    // A client with `pubkeys = ["*"]` signs with every key and sees them all.
+    let all_client = s.client(Some(&all_keys));
+    assert_signed(sign(&all_client, &kg.url, KEY_0), KEY_0);
+    assert_signed(sign(&all_client, &kg.url, KEY_1), KEY_1);
+    let mut all = public_keys(&all_client, &kg.url);
     all.sort();
     assert_eq!(all, vec![KEY_0.to_string(), KEY_1.to_string()]);
 
-    // The scoped client signs with its key only, and sees only its key.
-    let scoped_client = s.client(Some(&scoped));
-    assert_signed(sign(&scoped_client, &kg.url, KEY_0), KEY_0);
+    // A certificate of the known-clients file gets a session, but once a client is scoped
+    // an identity without a scope gets no key (fail closed), loaded or not.
     assert_refused(
-        sign(&scoped_client, &kg.url, KEY_1),
+        sign(&listed_client, &kg.url, KEY_0),
         403,
         "may not sign with this key",
     );
+    let unloaded = format!("0x{}", "b3".repeat(48));
+    assert_refused(
+        sign(&listed_client, &kg.url, &unloaded),
+        403,
+        "may not sign with this key",
+    );
+    assert!(public_keys(&listed_client, &kg.url).is_empty());
+
+    // The scoped client signs with its key only, and sees only its key; a key outside its
+    // scope gets the same answer whether it is loaded (KEY_1) or not.
+    let scoped_client = s.client(Some(&scoped));
+    assert_signed(sign(&scoped_client, &kg.url, KEY_0), KEY_0);
+    let loaded = sign(&scoped_client, &kg.url, KEY_1).unwrap();
+    let not_loaded = sign(&scoped_client, &kg.url, &unloaded).unwrap();
+    assert_eq!(
+        (loaded.status().as_u16(), not_loaded.status().as_u16()),
+        (403, 403)
+    );
+    assert_eq!(loaded.text().unwrap(), not_loaded.text().unwrap());
     assert_eq!(
         public_keys(&scoped_client, &kg.url),
         vec![KEY_0.to_string()]
@@ -276,6 +302,166 @@ pubkeys = ["{KEY_0}"]
         sign(&s.client(Some(&unlisted)), &kg.url, KEY_0),
         "unlisted self-signed certificate",
     );
+}
+
+#[test]
+fn a_scoped_token_under_client_certificate_tls() {
+    let s = PemServer::new();
+    let client_ca = TestCa::new("validator clients CA");
+    // Issued by the CA but named by no entry: the token says who it is.
+    let unnamed = client_ca.client("vc-host", Validity::Current);
+    let named = client_ca.client("beacon-ops", Validity::Current);
+    let token = write(s.path(), "vc.token", "vc-token-5d1e8a3c7b9f2046\n");
+    let config = format!(
+        r#"[access]
+require_known_client = true
+
+[[access.clients]]
+name = "vc"
+token_file = "{token}"
+pubkeys = ["{KEY_1}"]
+
+[[access.clients]]
+name = "ops"
+fingerprints = ["{}"]
+pubkeys = ["{KEY_0}"]
+"#,
+        named.fingerprint()
+    );
+    let mut args = s.args.clone();
+    args.extend([
+        "--tls-client-ca".into(),
+        write(s.path(), "clients-ca.pem", client_ca.cert_pem()),
+        "--config".into(),
+        write(s.path(), "keyguard.toml", config),
+    ]);
+    let unnamed_client = s.client(Some(&unnamed));
+    let kg = start(&args, s.path(), &unnamed_client);
+    let with_token = |client: &Client, pubkey: &str| {
+        client
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
+            .header("Accept", "application/json")
+            .header("Authorization", "Bearer vc-token-5d1e8a3c7b9f2046")
+            .body(requests::aggregation_slot(8))
+            .send()
+    };
+
+    // The token is honoured under the unnamed certificate, with its scope.
+    assert_signed(with_token(&unnamed_client, KEY_1), KEY_1);
+    assert_refused(
+        with_token(&unnamed_client, KEY_0),
+        403,
+        "client token:vc may not sign with this key",
+    );
+    let listed: Vec<String> = unnamed_client
+        .get(format!("{}/api/v1/eth2/publicKeys", kg.url))
+        .header("Authorization", "Bearer vc-token-5d1e8a3c7b9f2046")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed, vec![KEY_1.to_string()]);
+    // Without the token, the unnamed certificate is not a known client.
+    assert_refused(
+        sign(&unnamed_client, &kg.url, KEY_1),
+        403,
+        "access.require_known_client",
+    );
+    // A named certificate signs as itself; with another client's token it is refused.
+    let named_client = s.client(Some(&named));
+    assert_signed(sign(&named_client, &kg.url, KEY_0), KEY_0);
+    assert_refused(
+        with_token(&named_client, KEY_0),
+        403,
+        "name different clients",
+    );
+}
+
+#[test]
+fn request_types_and_deposit_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let depositor = write(
+        dir.path(),
+        "depositor.token",
+        "dep-token-8c2f4a6e0b1d3957\n",
+    );
+    let attester = write(dir.path(), "attester.token", "att-token-1f3b5d7092e4c6a8\n");
+    let config = format!(
+        r#"[[access.clients]]
+name = "depositor"
+token_file = "{depositor}"
+types = ["DEPOSIT"]
+
+[[access.clients]]
+name = "attester"
+token_file = "{attester}"
+types = ["ATTESTATION"]
+"#
+    );
+    let mut args = base_args(&dir.path().join("data"));
+    args.extend([
+        "--config".into(),
+        write(dir.path(), "keyguard.toml", config),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut kg =
+        interop_tests::keyguard_process::KeyguardProcess::start(&args, dir.path()).unwrap();
+    kg.wait_healthy(std::time::Duration::from_secs(30)).unwrap();
+    let post = |token: Option<&str>, body: String| {
+        let mut req = Client::new()
+            .post(format!("{}/api/v1/eth2/sign/{KEY_0}", kg.url))
+            .header("Accept", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        req.send()
+    };
+    let deposit = requests::deposit(KEY_0);
+
+    // DEPOSIT: refused for anonymous callers and clients without it in `types`.
+    for token in [None, Some("att-token-1f3b5d7092e4c6a8")] {
+        assert_refused(
+            post(token, deposit.clone()),
+            403,
+            "may not sign DEPOSIT requests",
+        );
+    }
+    assert_refused(
+        post(None, deposit.clone()),
+        403,
+        "DEPOSIT needs a client whose types list it",
+    );
+    let signed = post(Some("dep-token-8c2f4a6e0b1d3957"), deposit).unwrap();
+    assert_eq!(signed.status(), 200, "{:?}", signed.text());
+
+    // `types` limits a client: the attester may not sign a selection proof, anonymous may.
+    assert_refused(
+        post(
+            Some("att-token-1f3b5d7092e4c6a8"),
+            requests::aggregation_slot(8),
+        ),
+        403,
+        "client token:attester may not sign AGGREGATION_SLOT requests",
+    );
+    assert_signed(post(None, requests::aggregation_slot(8)), KEY_0);
+    // A refused attestation records nothing: the same vote is then signed for another
+    // client without being a double vote of the refused one.
+    assert_refused(
+        post(
+            Some("dep-token-8c2f4a6e0b1d3957"),
+            requests::attestation(1, 2, 1),
+        ),
+        403,
+        "may not sign ATTESTATION requests",
+    );
+    let vote = post(
+        Some("att-token-1f3b5d7092e4c6a8"),
+        requests::attestation(1, 2, 2),
+    )
+    .unwrap();
+    assert_eq!(vote.status(), 200, "{:?}", vote.text());
+    kg.kill();
 }
 
 #[test]

@@ -1,12 +1,20 @@
-//! Who may use the signing API, and for which keys: the Host-header allow-list, client
-//! identities (TLS certificate fingerprint or bearer token) and per-client key scopes.
+//! Who may use the signing API, for which keys and which request types: the Host-header
+//! allow-list, client identities (TLS certificate fingerprint or bearer token), and
+//! per-client key scopes and request types.
 //!
-//! Decisions, in request order (the access layer in `api::access_layer` applies them):
+//! Decisions, in request order (the access layer in `api::access_layer` applies 1-3, the
+//! signing pipeline 4-5):
 //! 1. Host header against `access.allowed_hosts` (every route of the signing listener);
-//! 2. identity (signing routes `/api/v1/eth2/*`): the TLS client certificate if there is
-//!    one, else an `Authorization: Bearer` token of a known client, else anonymous;
+//! 2. identity (signing routes `/api/v1/eth2/*`): a client certificate named by
+//!    `[[access.clients]]` or `tls.known_clients`; else an `Authorization: Bearer` token
+//!    of a known client (also under an unnamed certificate); else the unnamed certificate,
+//!    or anonymous. A named certificate with a token of another client is refused;
 //! 3. `access.require_known_client`: anonymous and unnamed certificates are refused;
-//! 4. key scope ([`AccessPolicy::check_key`]) in the signing handler.
+//! 4. key scope ([`AccessPolicy::check_key`]) on the parsed pubkey, before the key table
+//!    is consulted. Fail closed: once any client has `pubkeys`, identities without them
+//!    get no key;
+//! 5. request type ([`AccessPolicy::check_type`]): a client's `types`, or every type but
+//!    `DEPOSIT`.
 
 pub mod hosts;
 
@@ -16,6 +24,7 @@ pub use crate::config::access::{AccessConfig, ClientConfig};
 pub use crate::identity::ClientIdentity;
 
 use crate::config::error::ConfigError;
+use crate::consensus::RequestType;
 use crate::identity::clients::{self, Client, TokenDigest};
 use crate::identity::fingerprint::Fingerprint;
 use crate::identity::known_clients::KnownClient;
@@ -30,15 +39,74 @@ pub struct OutOfScope {
     pub client: String,
 }
 
+/// A request type a client may not sign.
+#[derive(Debug, thiserror::Error)]
+#[error("client {client} may not sign {request_type} requests{hint}")]
+pub struct TypeNotAllowed {
+    /// The client, as displayed in logs.
+    pub client: String,
+    /// The refused type.
+    pub request_type: &'static str,
+    /// How to allow it, for `DEPOSIT`.
+    hint: &'static str,
+}
+
+/// Why the access layer refused a request: the `reason` of its `access_refused` audit
+/// line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The Host header is missing or not in `access.allowed_hosts`.
+    HostNotAllowed,
+    /// The `Authorization` header is not `Bearer <token>`.
+    MalformedAuthorization,
+    /// The bearer token matches no client.
+    UnknownToken,
+    /// A named client certificate came with the token of another client.
+    CredentialsDisagree,
+    /// `access.require_known_client` and the caller is anonymous or an unnamed certificate.
+    UnknownClient,
+}
+
+impl DenyReason {
+    /// Every reason, for documentation tests.
+    pub const ALL: [DenyReason; 5] = [
+        DenyReason::HostNotAllowed,
+        DenyReason::MalformedAuthorization,
+        DenyReason::UnknownToken,
+        DenyReason::CredentialsDisagree,
+        DenyReason::UnknownClient,
+    ];
+
+    /// The stable snake_case name written to the audit log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DenyReason::HostNotAllowed => "host_not_allowed",
+            DenyReason::MalformedAuthorization => "malformed_authorization",
+            DenyReason::UnknownToken => "unknown_token",
+            DenyReason::CredentialsDisagree => "credentials_disagree",
+            DenyReason::UnknownClient => "unknown_client",
+        }
+    }
+}
+
 /// A request refused before it reaches a handler.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     /// Malformed credentials (401).
-    #[error("{0}")]
-    Unauthorized(String),
+    #[error("{1}")]
+    Unauthorized(DenyReason, String),
     /// Credentials or a Host that are not accepted (403).
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{1}")]
+    Forbidden(DenyReason, String),
+}
+
+impl Denied {
+    /// Why, for the audit log.
+    pub fn reason(&self) -> DenyReason {
+        match self {
+            Denied::Unauthorized(reason, _) | Denied::Forbidden(reason, _) => *reason,
+        }
+    }
 }
 
 /// The compiled access rules.
@@ -51,6 +119,8 @@ pub struct AccessPolicy {
     cert_names: HashMap<Fingerprint, String>,
     /// Index into `clients` by name, for key scopes.
     by_name: HashMap<String, usize>,
+    /// Some client has `pubkeys`: identities without them get no key (fail closed).
+    scoped: bool,
 }
 
 impl Default for AccessPolicy {
@@ -68,6 +138,7 @@ impl AccessPolicy {
             clients: Vec::new(),
             cert_names: HashMap::new(),
             by_name: HashMap::new(),
+            scoped: false,
         }
     }
 
@@ -91,12 +162,14 @@ impl AccessPolicy {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        let scoped = clients.iter().any(|c| c.scope.is_some());
         Ok(Self {
             hosts,
             require_known_client: config.require_known_client,
             clients,
             cert_names,
             by_name,
+            scoped,
         })
     }
 
@@ -105,32 +178,49 @@ impl AccessPolicy {
         if self.hosts.allows(host) {
             return Ok(());
         }
-        Err(Denied::Forbidden(match host {
-            None => "the request has no Host header; HTTP/1.1 requires one".to_string(),
-            Some(h) => format!(
-                "Host header `{}` is not allowed; add it to access.allowed_hosts",
-                h.chars().take(256).collect::<String>()
-            ),
-        }))
+        Err(Denied::Forbidden(
+            DenyReason::HostNotAllowed,
+            match host {
+                None => "the request has no Host header; HTTP/1.1 requires one".to_string(),
+                Some(h) => format!(
+                    "Host header `{}` is not allowed; add it to access.allowed_hosts",
+                    h.chars().take(256).collect::<String>()
+                ),
+            },
+        ))
     }
 
-    /// Who is calling: the TLS client certificate wins; else `authorization` (the
-    /// `Authorization` header, if any) must be `Bearer <token of a known client>`; else
-    /// anonymous. With `access.require_known_client`, only named clients pass.
+    /// Who is calling: a named client certificate; else `authorization` (the
+    /// `Authorization` header, if any), which must be `Bearer <token of a known client>`;
+    /// else the unnamed certificate, or anonymous. A token that does not match, or that
+    /// names another client than a named certificate, is refused rather than ignored.
+    /// With `access.require_known_client`, only named clients pass.
     pub fn identify(
         &self,
         certificate: Option<&Fingerprint>,
         authorization: Option<&str>,
     ) -> Result<ClientIdentity, Denied> {
+        let certificate = certificate.map(|fp| self.certificate_identity(fp));
         let identity = match (certificate, authorization) {
-            (Some(fp), _) => self.certificate_identity(fp),
-            (None, Some(header)) => self.identify_token(header)?,
+            (Some(cert), None) => cert,
             (None, None) => ClientIdentity::Anonymous,
+            (None, Some(header)) => self.identify_token(header)?,
+            (Some(cert), Some(header)) => match (client_name(&cert), self.identify_token(header)?) {
+                (None, token) => token,
+                (Some(cert_name), token) if client_name(&token) == Some(cert_name) => cert,
+                (Some(_), token) => {
+                    return Err(Denied::Forbidden(
+                        DenyReason::CredentialsDisagree,
+                        format!("the client certificate ({cert}) and the bearer token ({token}) name different clients"),
+                    ))
+                }
+            },
         };
         if self.require_known_client && !is_named(&identity) {
-            return Err(Denied::Forbidden(format!(
-                "client {identity} is not a known client (access.require_known_client)"
-            )));
+            return Err(Denied::Forbidden(
+                DenyReason::UnknownClient,
+                format!("client {identity} is not a known client (access.require_known_client)"),
+            ));
         }
         Ok(identity)
     }
@@ -145,7 +235,10 @@ impl AccessPolicy {
 
     fn identify_token(&self, header: &str) -> Result<ClientIdentity, Denied> {
         let token = bearer_token(header).ok_or_else(|| {
-            Denied::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            Denied::Unauthorized(
+                DenyReason::MalformedAuthorization,
+                "the Authorization header must be `Bearer <token>`".into(),
+            )
         })?;
         let digest = TokenDigest::of(token.as_bytes());
         // Every token is compared, so the time taken does not tell which one matched.
@@ -158,16 +251,56 @@ impl AccessPolicy {
         found
             .map(|name| ClientIdentity::Token { name })
             .ok_or_else(|| {
-                Denied::Forbidden("the bearer token matches no access.clients entry".into())
+                Denied::Forbidden(
+                    DenyReason::UnknownToken,
+                    "the bearer token matches no access.clients entry".into(),
+                )
             })
     }
 
-    /// True if `client` may use `pubkey`: clients without a scope may use every key.
-    pub fn may_use(&self, client: &ClientIdentity, pubkey: &PubkeyBytes) -> bool {
-        let scope = client_name(client)
+    /// The `[[access.clients]]` entry of `client`, if it has one.
+    fn entry(&self, client: &ClientIdentity) -> Option<&Client> {
+        client_name(client)
             .and_then(|name| self.by_name.get(name))
-            .and_then(|&i| self.clients[i].scope.as_ref());
-        scope.is_none_or(|keys| keys.contains(pubkey))
+            .map(|&i| &self.clients[i])
+    }
+
+    /// True if `client` may use `pubkey`: the client's `pubkeys` decide; an identity
+    /// without them (no entry, or an entry without `pubkeys`) may use every key only
+    /// while no client at all has `pubkeys`, and none once one has (fail closed).
+    pub fn may_use(&self, client: &ClientIdentity, pubkey: &PubkeyBytes) -> bool {
+        match self.entry(client).and_then(|c| c.scope.as_ref()) {
+            Some(scope) => scope.contains(pubkey),
+            None => !self.scoped,
+        }
+    }
+
+    /// Ok if `client` may sign requests of `request_type`: the client's `types`, or,
+    /// without them, every type but `DEPOSIT` (validator clients never send deposits in
+    /// normal work, and a deposit signed with another withdrawal credential front-runs a
+    /// new key).
+    pub fn check_type(
+        &self,
+        client: &ClientIdentity,
+        request_type: RequestType,
+    ) -> Result<(), TypeNotAllowed> {
+        let allowed = match self.entry(client).and_then(|c| c.types.as_ref()) {
+            Some(types) => types.contains(&request_type),
+            None => request_type != RequestType::Deposit,
+        };
+        if allowed {
+            return Ok(());
+        }
+        let hint = if request_type == RequestType::Deposit {
+            " (DEPOSIT needs a client whose types list it)"
+        } else {
+            ""
+        };
+        Err(TypeNotAllowed {
+            client: client.to_string(),
+            request_type: request_type.as_str(),
+            hint,
+        })
     }
 
     /// Ok if `client` may sign with `pubkey`.
@@ -223,7 +356,7 @@ pub fn validate(config: &AccessConfig, known_clients_file: bool) -> Result<(), C
              signing request would be refused",
         ));
     }
-    // Names, fingerprints, pubkeys and token files: the same checks as at start-up.
+    // Names, fingerprints, pubkeys, types and token files: the same checks as at start-up.
     clients::compile(&config.clients).map(drop)
 }
 

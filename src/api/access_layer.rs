@@ -16,17 +16,25 @@ use axum::Router;
 
 use super::ApiError;
 use crate::access::{AccessPolicy, ClientIdentity, Denied};
+use crate::audit::{AuditLog, RefusedFields};
 use crate::tls::listener::PeerInfo;
 
-/// What the middleware needs: the policy and where the signing routes are.
+/// What the middleware needs: the policy, the audit log and where the signing routes are.
 struct AccessContext {
     policy: Arc<AccessPolicy>,
+    audit: Arc<AuditLog>,
     /// `/api/v1/eth2`, and the same under the path prefix if there is one.
     signing_roots: Vec<String>,
 }
 
-/// Wraps every route of `app` (fallback included) in the access checks.
-pub fn apply(app: Router, policy: Arc<AccessPolicy>, prefix: Option<&str>) -> Router {
+/// Wraps every route of `app` (fallback included) in the access checks; every refusal is
+/// an `access_refused` event in `audit`.
+pub fn apply(
+    app: Router,
+    policy: Arc<AccessPolicy>,
+    audit: Arc<AuditLog>,
+    prefix: Option<&str>,
+) -> Router {
     let mut signing_roots = vec!["/api/v1/eth2".to_string()];
     if let Some(p) = prefix
         .map(|p| p.trim_end_matches('/'))
@@ -36,6 +44,7 @@ pub fn apply(app: Router, policy: Arc<AccessPolicy>, prefix: Option<&str>) -> Ro
     }
     let context = Arc::new(AccessContext {
         policy,
+        audit,
         signing_roots,
     });
     app.layer(axum::middleware::from_fn_with_state(context, check))
@@ -48,26 +57,51 @@ async fn check(State(ctx): State<Arc<AccessContext>>, mut req: Request, next: Ne
             next.run(req).await
         }
         Err(denied) => {
+            let path = crate::log_safe::path_segment(req.uri().path());
             tracing::info!(
-                path = %crate::log_safe::path_segment(req.uri().path()),
+                %path,
                 reason = %crate::log_safe::text(&denied.to_string()),
                 "request refused by access control"
             );
+            let reason = denied.reason().as_str();
             let error = match denied {
-                Denied::Unauthorized(m) => ApiError::Unauthorized(m),
-                Denied::Forbidden(m) => ApiError::Forbidden(m),
+                Denied::Unauthorized(_, m) => ApiError::Unauthorized(m),
+                Denied::Forbidden(_, m) => ApiError::Forbidden(m),
             };
+            let peer = peer(&req);
+            ctx.audit.record_access_refused(RefusedFields {
+                client: presented_credentials(&ctx.policy, &req),
+                peer: peer.map(|p| p.addr.to_string()),
+                path,
+                reason,
+                status: error.status().as_u16(),
+            });
             error.into_response()
         }
     }
 }
 
+/// The connection's peer, when the server recorded it.
+fn peer(req: &Request) -> Option<&PeerInfo> {
+    req.extensions()
+        .get::<ConnectInfo<PeerInfo>>()
+        .map(|ConnectInfo(peer)| peer)
+}
+
+/// The `client` of an `access_refused` line: the certificate's identity when the
+/// connection has one, else `token` when an `Authorization` header was sent (not
+/// accepted), else `anonymous`.
+fn presented_credentials(policy: &AccessPolicy, req: &Request) -> String {
+    match peer(req).and_then(|p| p.certificate) {
+        Some(fingerprint) => policy.certificate_identity(&fingerprint).to_string(),
+        None if req.headers().contains_key(header::AUTHORIZATION) => "token".into(),
+        None => ClientIdentity::Anonymous.to_string(),
+    }
+}
+
 fn identify(ctx: &AccessContext, req: &Request) -> Result<ClientIdentity, Denied> {
     ctx.policy.check_host(host(req).as_deref())?;
-    let certificate = req
-        .extensions()
-        .get::<ConnectInfo<PeerInfo>>()
-        .and_then(|ConnectInfo(peer)| peer.certificate);
+    let certificate = peer(req).and_then(|peer| peer.certificate);
     if !is_signing_route(&ctx.signing_roots, req.uri().path()) {
         return Ok(
             certificate.map_or(ClientIdentity::Anonymous, |fingerprint| {
@@ -131,7 +165,7 @@ mod tests {
                 name: "vc".into(),
                 fingerprints: vec![hex::encode([7u8; 32])],
                 token_file: Some(token),
-                pubkeys: None,
+                ..Default::default()
             }],
         };
         let policy = Arc::new(AccessPolicy::from_config(&config, &[]).unwrap());
@@ -141,7 +175,12 @@ mod tests {
             .route("/upcheck", get(whoami));
         let app = Router::new().nest("/signer", routes.clone()).merge(routes);
         Fixture {
-            app: apply(app, policy, Some("/signer/")),
+            app: apply(
+                app,
+                policy,
+                Arc::new(AuditLog::disabled()),
+                Some("/signer/"),
+            ),
             _dir: dir,
         }
     }

@@ -160,7 +160,7 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn lines(h: &Harness) -> Vec<serde_json::Value> {
-    h.state.audit.close();
+    let _ = h.state.audit.close();
     let bytes = h.written.lock().clone();
     crate::audit::verify::verify(bytes.as_slice()).unwrap();
     bytes
@@ -210,7 +210,9 @@ async fn every_decision_is_recorded_in_order() {
 async fn broken_audit_log_refuses_signing_and_changes_nothing() {
     let h = harness(true);
     // The writer learns that the sink fails from its first write.
-    h.state.audit.record_key_event("key_load", &[1; 48], "test");
+    h.state
+        .audit
+        .record_key_event(crate::audit::EventName::KeyLoad, &[1; 48], "test");
     wait_until("the audit log to fail", || {
         h.state.audit.health() != crate::audit::AuditHealth::Up
     })

@@ -80,7 +80,7 @@ impl From<SignError> for ApiError {
             | SignError::FutureDuty(_) => ApiError::BadRequest(message),
             SignError::UnknownKey(_) => ApiError::NotFound(message),
             SignError::StillLoading { .. } => ApiError::Unavailable(message),
-            SignError::OutOfScope(_) => ApiError::Forbidden(message),
+            SignError::OutOfScope(_) | SignError::TypeNotAllowed(_) => ApiError::Forbidden(message),
             SignError::Refused { reason, message } => ApiError::Refused { reason, message },
             SignError::Backend(_) => ApiError::BadGateway(message),
             // Refused before the record was queued: safe to retry.

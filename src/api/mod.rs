@@ -105,7 +105,12 @@ pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
         Some(p) if !p.is_empty() => Router::new().nest(p, routes.clone()).merge(routes),
         _ => routes,
     };
-    access_layer::apply(app.fallback(not_found), Arc::clone(&state.access), prefix)
+    access_layer::apply(
+        app.fallback(not_found),
+        Arc::clone(&state.access),
+        Arc::clone(&state.audit),
+        prefix,
+    )
 }
 
 /// The metrics listener's router: `GET /metrics` only.

@@ -29,7 +29,9 @@ use crate::outcome::Outcome;
 
 pub use file::{AuditError, ChainHead, LogFile, Sink};
 pub use metrics::AuditMetrics;
-pub use record::{Event, Fields, KeyFields, OpenFields, RecoveredFields, SignFields};
+pub use record::{
+    Event, EventName, Fields, KeyFields, OpenFields, RecoveredFields, RefusedFields, SignFields,
+};
 
 /// How often a failing writer tries again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -52,6 +54,8 @@ pub struct SigningDecision<'a> {
     pub signing_root: Option<[u8; 32]>,
     /// How it ended.
     pub outcome: Outcome,
+    /// Why it was refused (`double_vote`, `out_of_scope`, `type_not_allowed`, ...).
+    pub reason: Option<&'static str>,
 }
 
 /// The audit log could not take an event and `on_failure = "refuse"`. The reason is for
@@ -64,6 +68,31 @@ pub struct AuditUnavailable(pub String);
 /// when the log is disabled, or full in `continue` mode. Dropping it frees the place.
 #[derive(Debug, Default)]
 pub struct AuditReservation(Option<OwnedPermit<Event>>);
+
+/// Places held in the queue for the lifecycle events of one operation (a keymanager
+/// import or delete), taken before it changes anything; see [`AuditLog::reserve_lifecycle`].
+/// Dropping it frees the places that were not used. Operations that reserve places must
+/// not overlap (the keymanager runs one at a time under its operations lock).
+#[must_use = "the places are freed when this is dropped"]
+pub struct LifecycleReservation<'a> {
+    log: &'a AuditLog,
+    count: usize,
+}
+
+impl Drop for LifecycleReservation<'_> {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.log.inner {
+            let mut stash = inner.lifecycle.lock();
+            let keep = stash.len().saturating_sub(self.count);
+            stash.truncate(keep);
+        }
+    }
+}
+
+/// Lifecycle events were lost with `on_failure = "refuse"`: the command must fail.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} audit lifecycle event(s) could not be written to the audit log")]
+pub struct LifecycleLost(pub u64);
 
 /// The audit log's state as `/healthcheck` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +121,11 @@ struct Inner {
     on_failure: OnFailure,
     /// `None` once closed.
     sender: RwLock<Option<Sender<Event>>>,
+    /// Places reserved for lifecycle events ([`AuditLog::reserve_lifecycle`]), used first
+    /// by [`AuditLog::record_key_event`].
+    lifecycle: Mutex<Vec<OwnedPermit<Event>>>,
+    /// The process's name for `log_close` (`keyguard run`, ...).
+    by: Mutex<String>,
     shared: Arc<writer::Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -140,7 +174,10 @@ impl AuditLog {
         }
         let metrics = registry.map(AuditMetrics::register).transpose()?;
         let log = Self::start(Box::new(file), head, config, path.clone(), metrics);
-        log.record(Event::now("log_open", open_fields(by)));
+        if let Some(inner) = &log.inner {
+            *inner.by.lock() = by.to_string();
+        }
+        log.record(Event::now(EventName::LogOpen, open_fields(by)));
         tracing::info!(path = %path.display(), on_failure = ?config.on_failure, "audit log enabled");
         Ok(log)
     }
@@ -184,6 +221,8 @@ impl AuditLog {
                 path,
                 on_failure: config.on_failure,
                 sender: RwLock::new(Some(tx)),
+                lifecycle: Mutex::new(Vec::new()),
+                by: Mutex::new(String::new()),
                 shared,
                 thread: Mutex::new(thread),
             }),
@@ -232,37 +271,145 @@ impl AuditLog {
         if self.inner.is_none() {
             return;
         }
-        let event = Event::now("sign", Fields::Sign(sign_fields(decision)));
+        let event = Event::now(EventName::Sign, Fields::Sign(sign_fields(decision)));
         match reservation.and_then(|r| r.0) {
-            Some(permit) => {
-                permit.send(event);
-            }
+            Some(permit) => self.send_reserved(permit, event),
             None => self.record(event),
         }
     }
 
-    /// Queues a key lifecycle event (load, import, delete, seal).
-    pub fn record_key_event(&self, event: &str, pubkey: &PubkeyBytes, detail: &str) {
-        if self.inner.is_none() {
+    /// Queues an `access_refused` event. Only while the queue is at most half full: a
+    /// flood of refused requests must not take the room that signing decisions need
+    /// (with `refuse`, a full queue stops signing); refusals beyond that are counted in
+    /// `keyguard_audit_failures_total`, never waited for.
+    pub fn record_access_refused(&self, fields: RefusedFields) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let sender = inner.sender.read().clone();
+        let room = sender
+            .as_ref()
+            .is_some_and(|s| s.capacity() > s.max_capacity() / 2);
+        if !room {
+            inner.shared.lost(
+                1,
+                0,
+                "the audit queue is half full; access refusals are not queued",
+            );
             return;
         }
-        self.record(key_event(event, pubkey, detail));
+        self.record(Event::now(
+            EventName::AccessRefused,
+            Fields::Refused(fields),
+        ));
+    }
+
+    /// Holds `count` places in the queue for the lifecycle events of one operation, before
+    /// it changes anything; [`AuditLog::record_key_event`] uses them first. Err means
+    /// refuse the operation (`on_failure = "refuse"` and the log cannot be written, or
+    /// has no room); in `continue` mode this never fails and holds what it can.
+    pub fn reserve_lifecycle(
+        &self,
+        count: usize,
+    ) -> Result<LifecycleReservation<'_>, AuditUnavailable> {
+        let mut held = LifecycleReservation {
+            log: self,
+            count: 0,
+        };
+        let Some(inner) = &self.inner else {
+            return Ok(held);
+        };
+        let refuse = inner.on_failure == OnFailure::Refuse;
+        if refuse {
+            if let Some(reason) = inner.shared.failure() {
+                return Err(AuditUnavailable(reason));
+            }
+        }
+        let sender = inner.sender.read().clone();
+        for _ in 0..count {
+            let permit = sender
+                .clone()
+                .ok_or_else(|| "the audit log is closed".to_string())
+                .and_then(|s| {
+                    s.try_reserve_owned()
+                        .map_err(|_| "the audit queue is full".to_string())
+                });
+            match permit {
+                Ok(permit) => {
+                    inner.lifecycle.lock().push(permit);
+                    held.count += 1;
+                }
+                Err(reason) if refuse => return Err(AuditUnavailable(reason)),
+                Err(_) => break,
+            }
+        }
+        Ok(held)
+    }
+
+    /// Queues a key lifecycle event (load, import, delete, seal), in a place held by
+    /// [`AuditLog::reserve_lifecycle`] when there is one. Outside the async runtime, use
+    /// [`AuditLog::record_key_event_waiting`], which cannot lose it to a full queue.
+    pub fn record_key_event(&self, event: EventName, pubkey: &PubkeyBytes, detail: &str) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        let event = key_event(event, pubkey, detail);
+        let reserved = inner.lifecycle.lock().pop();
+        match reserved {
+            Some(permit) => self.send_reserved(permit, event),
+            None => self.record(event),
+        }
+    }
+
+    /// Fills a reserved place.
+    fn send_reserved(&self, permit: OwnedPermit<Event>, event: Event) {
+        if let Some(inner) = &self.inner {
+            inner.shared.accepted(1);
+        }
+        permit.send(event);
     }
 
     /// Like [`AuditLog::record_key_event`], but waits for room in the queue instead of
     /// counting the event as lost: for threads outside the async runtime (start-up key
     /// loading, where 100,000 keys can outrun the writer and waiting delays no request).
     /// Must not be called from an async task.
-    pub fn record_key_event_waiting(&self, event: &str, pubkey: &PubkeyBytes, detail: &str) {
+    pub fn record_key_event_waiting(&self, event: EventName, pubkey: &PubkeyBytes, detail: &str) {
+        self.record_waiting(key_event(event, pubkey, detail));
+    }
+
+    /// Queues `event`, waiting for room (not from an async task).
+    fn record_waiting(&self, event: Event) {
         let Some(inner) = &self.inner else {
             return;
         };
+        let lifecycle = usize::from(event.name.is_lifecycle());
         let sender = inner.sender.read().clone();
-        let accepted =
-            sender.is_some_and(|s| s.blocking_send(key_event(event, pubkey, detail)).is_ok());
-        if !accepted {
-            inner.shared.lost(1, "the audit log is closed");
+        let accepted = sender.is_some_and(|s| s.blocking_send(event).is_ok());
+        if accepted {
+            inner.shared.accepted(1);
+        } else {
+            inner.shared.lost(1, lifecycle, "the audit log is closed");
         }
+    }
+
+    /// Waits until every event queued so far is written (synced), for at most `timeout`.
+    /// Commands that change keys call it first with `on_failure = "refuse"`, so that a log
+    /// that cannot be written stops them before anything changes. Not from an async task.
+    pub fn wait_written(&self, timeout: Duration) -> Result<(), AuditUnavailable> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        // A failing writer retries: wait for it until the deadline, then say why.
+        while !inner.shared.all_written() {
+            if std::time::Instant::now() >= deadline {
+                return Err(AuditUnavailable(inner.shared.failure().unwrap_or_else(
+                    || format!("not written within {} ms", timeout.as_millis()),
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// The state `/healthcheck` reports.
@@ -279,20 +426,35 @@ impl AuditLog {
         }
     }
 
-    /// Stops taking events, writes everything queued and waits for the writer. A writer
-    /// that keeps failing gives up after a few attempts (the lost events are counted).
-    /// Later events are counted as lost.
-    pub fn close(&self) {
+    /// Writes a `log_close` event, stops taking events, writes everything queued and
+    /// waits for the writer. A writer that keeps failing gives up after a few attempts
+    /// (the lost events are counted). Later events are counted as lost. Not from an async
+    /// task (it waits for room for `log_close`).
+    ///
+    /// Err when `on_failure = "refuse"` and a lifecycle event (start, stop, key load,
+    /// import, delete, seal, ...) was lost at any time: the caller must fail (exit
+    /// non-zero) rather than end as if everything was recorded.
+    pub fn close(&self) -> Result<(), LifecycleLost> {
         let Some(inner) = &self.inner else {
-            return;
+            return Ok(());
         };
+        let by = inner.by.lock().clone();
+        if !by.is_empty() {
+            self.record_waiting(Event::now(EventName::LogClose, open_fields(&by)));
+        }
         inner.shared.begin_close();
+        inner.lifecycle.lock().clear();
         inner.sender.write().take();
         if let Some(thread) = inner.thread.lock().take() {
             if thread.join().is_err() {
                 tracing::error!("the audit writer thread panicked");
             }
         }
+        let lost = inner.shared.lifecycle_lost();
+        if lost > 0 && inner.on_failure == OnFailure::Refuse {
+            return Err(LifecycleLost(lost));
+        }
+        Ok(())
     }
 
     /// Offers an event to the queue without waiting; counts it as lost if there is no room.
@@ -300,18 +462,21 @@ impl AuditLog {
         let Some(inner) = &self.inner else {
             return;
         };
+        let lifecycle = usize::from(event.name.is_lifecycle());
         let sender = inner.sender.read().clone();
         let accepted = sender.is_some_and(|s| s.try_send(event).is_ok());
-        if !accepted {
+        if accepted {
+            inner.shared.accepted(1);
+        } else {
             inner
                 .shared
-                .lost(1, "the audit queue is full or the log is closed");
+                .lost(1, lifecycle, "the audit queue is full or the log is closed");
         }
     }
 }
 
 /// A key lifecycle event.
-fn key_event(event: &str, pubkey: &PubkeyBytes, detail: &str) -> Event {
+fn key_event(event: EventName, pubkey: &PubkeyBytes, detail: &str) -> Event {
     Event::now(
         event,
         Fields::Key(KeyFields {
@@ -329,7 +494,7 @@ fn recover_torn(
     torn: &file::TornLine,
 ) -> std::io::Result<ChainHead> {
     let event = Event::now(
-        "log_recovered",
+        EventName::LogRecovered,
         Fields::Recovered(RecoveredFields {
             torn_offset: torn.offset,
             torn_bytes: torn.len,
@@ -361,7 +526,10 @@ fn sign_fields(d: &SigningDecision<'_>) -> SignFields {
         }) => (None, Some(source_epoch), Some(target_epoch)),
         None => (None, None, None),
     };
-    let reason = Some(d.outcome.reason()).filter(|r| !r.is_empty());
+    let reason = d
+        .reason
+        .or(Some(d.outcome.reason()))
+        .filter(|r| !r.is_empty());
     SignFields {
         client: d.client.to_string(),
         pubkey: d.pubkey.chars().take(MAX_PUBKEY_CHARS).collect(),

@@ -22,7 +22,7 @@ fn config(path: &Path, on_failure: OnFailure, capacity: usize) -> AuditConfig {
 fn key_event(n: u8) -> Event {
     Event {
         time: "2024-01-01T00:00:00.000Z".into(),
-        name: "key_load".into(),
+        name: EventName::KeyLoad,
         fields: Fields::Key(KeyFields {
             pubkey: format!("0x{}", hex::encode([n; 48])),
             detail: format!("keystore /keys/{n}.json"),
@@ -182,9 +182,9 @@ fn writer_chains_and_restart_continues_the_chain() {
     let cfg = config(&path, OnFailure::Refuse, 16);
     for round in 0..2u8 {
         let log = AuditLog::open(&cfg, dir.path(), "test", None).unwrap();
-        log.record_key_event("key_load", &[round; 48], "first");
-        log.record_key_event("key_import", &[round; 48], "second");
-        log.close();
+        log.record_key_event(EventName::KeyLoad, &[round; 48], "first");
+        log.record_key_event(EventName::KeyImport, &[round; 48], "second");
+        log.close().unwrap();
     }
     let lines = lines_of(&path);
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
@@ -194,16 +194,18 @@ fn writer_chains_and_restart_continues_the_chain() {
             "log_open",
             "key_load",
             "key_import",
+            "log_close",
             "log_open",
             "key_load",
-            "key_import"
+            "key_import",
+            "log_close"
         ]
     );
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6, 7]);
     let file = std::fs::File::open(&path).unwrap();
     let v = verify(io::BufReader::new(file)).unwrap();
-    assert_eq!((v.lines, v.last_seq), (6, Some(5)));
+    assert_eq!((v.lines, v.last_seq), (8, Some(7)));
 }
 
 #[test]
@@ -219,9 +221,9 @@ fn start_up_key_events_wait_for_room_instead_of_being_lost() {
     )
     .unwrap();
     for n in 0..200u8 {
-        log.record_key_event_waiting("key_load", &[n; 48], "interop");
+        log.record_key_event_waiting(EventName::KeyLoad, &[n; 48], "interop");
     }
-    log.close();
+    log.close().unwrap();
     let lines = lines_of(&path);
     let loads: Vec<String> = lines
         .iter()
@@ -240,8 +242,8 @@ fn torn_line_is_closed_and_recorded_at_start() {
     let path = dir.path().join("audit.jsonl");
     let cfg = config(&path, OnFailure::Refuse, 16);
     let log = AuditLog::open(&cfg, dir.path(), "test", None).unwrap();
-    log.record_key_event("key_load", &[1; 48], "x");
-    log.close();
+    log.record_key_event(EventName::KeyLoad, &[1; 48], "x");
+    log.close().unwrap();
     drop(log);
     let len = std::fs::metadata(&path).unwrap().len();
     // A crash in the middle of a write.
@@ -249,35 +251,36 @@ fn torn_line_is_closed_and_recorded_at_start() {
         .append(true)
         .open(&path)
         .unwrap()
-        .write_all(br#"{"seq":2,"time":"2024-"#)
+        .write_all(br#"{"seq":3,"time":"2024-"#)
         .unwrap();
 
     let log = AuditLog::open(&cfg, dir.path(), "test", None).unwrap();
-    log.record_key_event("key_load", &[1; 48], "y");
-    log.close();
+    log.record_key_event(EventName::KeyLoad, &[1; 48], "y");
+    log.close().unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[2], r#"{"seq":2,"time":"2024-"#);
-    let recovered: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    // log_open, key_load, log_close, then the torn line.
+    assert_eq!(lines[3], r#"{"seq":3,"time":"2024-"#);
+    let recovered: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
     assert_eq!(recovered["event"], "log_recovered");
-    assert_eq!(recovered["seq"], 2);
+    assert_eq!(recovered["seq"], 3);
     assert_eq!(recovered["torn_offset"], len);
     assert_eq!(
         recovered["prev"],
-        hex::encode(record::line_hash(lines[1].as_bytes()))
+        hex::encode(record::line_hash(lines[2].as_bytes()))
     );
     let v = verify(text.as_bytes()).unwrap();
-    assert_eq!((v.lines, v.last_seq), (6, Some(4)));
+    assert_eq!((v.lines, v.last_seq), (8, Some(6)));
     assert_eq!(v.notes.len(), 1);
-    assert!(v.notes[0].starts_with("line 3 "), "{:?}", v.notes);
+    assert!(v.notes[0].starts_with("line 4 "), "{:?}", v.notes);
 
     // Changing the torn bytes afterwards is detected.
     let tampered = text.replacen(r#""time":"2024-"#, r#""time":"2025-"#, 1);
     let Err(VerifyError::Broken(b)) = verify(tampered.as_bytes()) else {
         panic!("tampered torn line verified");
     };
-    assert_eq!(b.line, 3, "{b}");
+    assert_eq!(b.line, 4, "{b}");
 }
 
 #[test]
@@ -309,6 +312,7 @@ fn sign_events_record_what_is_known() {
             }),
             signing_root: Some([0x11; 32]),
             outcome: Outcome::SlashingRefused("surround_vote"),
+            reason: None,
         },
         Some(reservation),
     );
@@ -320,10 +324,11 @@ fn sign_events_record_what_is_known() {
             subject: None,
             signing_root: None,
             outcome: Outcome::UnknownKey,
+            reason: None,
         },
         None,
     );
-    log.close();
+    log.close().unwrap();
     let lines = lines_of(&path);
     let refused = &lines[1];
     assert_eq!(refused["event"], "sign");
@@ -413,7 +418,7 @@ fn harness(on_failure: OnFailure, capacity: usize, fail: bool, gated: bool) -> H
 fn refuse_mode_refuses_while_writes_fail_and_recovers() {
     let h = harness(OnFailure::Refuse, 16, true, false);
     assert!(h.log.ready().is_ok());
-    h.log.record_key_event("key_load", &[1; 48], "x");
+    h.log.record_key_event(EventName::KeyLoad, &[1; 48], "x");
     wait_until("the write to fail", || h.log.health() != AuditHealth::Up);
     let err = h.log.ready().unwrap_err();
     assert_eq!(err.to_string(), "audit log cannot be written");
@@ -431,7 +436,7 @@ fn refuse_mode_refuses_while_writes_fail_and_recovers() {
     h.fail.store(false, Ordering::SeqCst);
     wait_until("recovery", || h.log.health() == AuditHealth::Up);
     assert!(h.log.ready().is_ok());
-    h.log.close();
+    h.log.close().unwrap();
     let written = h.written.lock().clone();
     let v = verify(written.as_slice()).unwrap();
     assert_eq!(v.lines, 1);
@@ -443,7 +448,7 @@ fn refuse_mode_refuses_while_writes_fail_and_recovers() {
 fn refuse_mode_refuses_when_the_queue_is_full() {
     let mut h = harness(OnFailure::Refuse, 1, false, true);
     h.log
-        .record_key_event("key_load", &[1; 48], "held by the writer");
+        .record_key_event(EventName::KeyLoad, &[1; 48], "held by the writer");
     h.attempts.recv().unwrap(); // The writer has the first event and waits at the gate.
     let reservation = h.log.ready().unwrap(); // The one place in the queue.
     let err = h.log.ready().unwrap_err();
@@ -456,18 +461,19 @@ fn refuse_mode_refuses_when_the_queue_is_full() {
         let _ = gate.send(());
     }
     drop(gate);
-    h.log.close();
+    h.log.close().unwrap();
 }
 
 #[test]
 fn continue_mode_counts_lost_events_and_keeps_signing() {
     let mut h = harness(OnFailure::Continue, 1, false, true);
     h.log
-        .record_key_event("key_load", &[1; 48], "held by the writer");
+        .record_key_event(EventName::KeyLoad, &[1; 48], "held by the writer");
     h.attempts.recv().unwrap();
-    h.log.record_key_event("key_load", &[2; 48], "queued");
+    h.log
+        .record_key_event(EventName::KeyLoad, &[2; 48], "queued");
     for n in 3..6 {
-        h.log.record_key_event("key_load", &[n; 48], "lost");
+        h.log.record_key_event(EventName::KeyLoad, &[n; 48], "lost");
     }
     assert_eq!(h.metrics.failures.get(), 3);
     // A full queue does not stop signing in continue mode.
@@ -482,6 +488,7 @@ fn continue_mode_counts_lost_events_and_keeps_signing() {
             subject: None,
             signing_root: None,
             outcome: Outcome::Signed,
+            reason: None,
         },
         Some(reservation),
     );
@@ -492,7 +499,7 @@ fn continue_mode_counts_lost_events_and_keeps_signing() {
         let _ = gate.send(());
     }
     drop(gate);
-    h.log.close();
+    h.log.close().unwrap();
     assert_eq!(h.metrics.written.get(), 2);
     let v = verify(h.written.lock().as_slice()).unwrap();
     assert_eq!(v.lines, 2);
@@ -501,11 +508,11 @@ fn continue_mode_counts_lost_events_and_keeps_signing() {
 #[test]
 fn continue_mode_stays_up_while_writes_fail() {
     let h = harness(OnFailure::Continue, 16, true, false);
-    h.log.record_key_event("key_load", &[1; 48], "x");
+    h.log.record_key_event(EventName::KeyLoad, &[1; 48], "x");
     wait_until("the write to fail", || h.log.health() != AuditHealth::Up);
     assert!(h.log.ready().is_ok());
     // Shutdown while the disk still fails: the held event is given up and counted.
-    h.log.close();
+    h.log.close().unwrap();
     assert_eq!(h.metrics.failures.get(), 1);
     assert!(h.written.lock().is_empty());
 }
@@ -515,8 +522,8 @@ fn disabled_log_accepts_everything_and_writes_nothing() {
     let log = AuditLog::disabled();
     assert!(log.ready().is_ok());
     assert_eq!(log.health(), AuditHealth::Disabled);
-    log.record_key_event("key_load", &[1; 48], "x");
-    log.close();
+    log.record_key_event(EventName::KeyLoad, &[1; 48], "x");
+    log.close().unwrap();
 }
 
 #[test]
@@ -559,5 +566,124 @@ fn refuse_mode_with_a_full_disk() {
     wait_until("the write to fail", || log.health() != AuditHealth::Up);
     let err = log.ready().unwrap_err();
     assert!(err.0.contains("No space left"), "{}", err.0);
-    log.close();
+    // log_open and log_close could not be written: closing says so.
+    assert!(log.close().is_err());
+}
+
+#[test]
+fn every_event_name_and_refusal_reason_is_documented() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## Audit log")
+        .expect("README has an audit section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut names: Vec<&str> = EventName::ALL.iter().map(EventName::as_str).collect();
+    names.extend(crate::access::DenyReason::ALL.iter().map(|r| r.as_str()));
+    names.extend(["out_of_scope", "type_not_allowed", "forbidden"]);
+    for name in names {
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "`{name}` is written to the audit log but not documented in README's Audit log"
+        );
+    }
+}
+
+#[test]
+fn lifecycle_events_hold_their_place_before_the_operation() {
+    let mut h = harness(OnFailure::Refuse, 3, false, true);
+    h.log
+        .record_key_event(EventName::KeyLoad, &[1; 48], "held by the writer");
+    h.attempts.recv().unwrap(); // The writer has it and waits at the gate: 3 places left.
+                                // An operation that needs more places than there are is refused before it starts.
+    let err = h.log.reserve_lifecycle(4).map(drop).unwrap_err();
+    assert!(err.0.contains("full"), "{}", err.0);
+    {
+        let _held = h.log.reserve_lifecycle(2).unwrap();
+        // Signing decisions take the one place left; the operation's events still fit.
+        let _signing = h.log.ready().unwrap();
+        assert!(h.log.ready().is_err());
+        h.log.record_key_event(EventName::KeyImport, &[2; 48], "a");
+        h.log.record_key_event(EventName::KeyDelete, &[3; 48], "b");
+    }
+    assert_eq!(h.metrics.failures.get(), 0);
+    let gate = h.gate.take().unwrap();
+    for _ in 0..8 {
+        let _ = gate.send(());
+    }
+    drop(gate);
+    h.log.close().unwrap();
+    let written = String::from_utf8(h.written.lock().clone()).unwrap();
+    let events: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["key_load", "key_import", "key_delete"]);
+}
+
+#[test]
+fn unused_lifecycle_places_are_given_back() {
+    let h = harness(OnFailure::Refuse, 2, false, false);
+    drop(h.log.reserve_lifecycle(2).unwrap());
+    let _again = h.log.reserve_lifecycle(2).unwrap();
+}
+
+#[test]
+fn a_lost_lifecycle_event_fails_the_close_in_refuse_mode_only() {
+    for (on_failure, fails) in [(OnFailure::Refuse, true), (OnFailure::Continue, false)] {
+        let h = harness(on_failure, 16, true, false);
+        h.log.record_key_event(EventName::KeyDelete, &[1; 48], "x");
+        wait_until("the write to fail", || h.log.health() != AuditHealth::Up);
+        let closed = h.log.close();
+        assert_eq!(closed.is_err(), fails, "{on_failure:?}");
+        if let Err(lost) = closed {
+            assert_eq!(lost.0, 1);
+        }
+    }
+}
+
+#[test]
+fn refuse_mode_refuses_a_lifecycle_operation_while_writes_fail() {
+    let h = harness(OnFailure::Refuse, 16, true, false);
+    h.log.record_key_event(EventName::KeyLoad, &[1; 48], "x");
+    wait_until("the write to fail", || h.log.health() != AuditHealth::Up);
+    assert!(h.log.reserve_lifecycle(1).is_err());
+    assert!(h.log.wait_written(Duration::from_millis(50)).is_err());
+    h.fail.store(false, Ordering::SeqCst);
+    h.log.wait_written(Duration::from_secs(10)).unwrap();
+    assert!(h.log.reserve_lifecycle(1).is_ok());
+    h.log.close().unwrap();
+}
+
+#[test]
+fn access_refusals_never_take_more_than_half_the_queue() {
+    let mut h = harness(OnFailure::Refuse, 4, false, true);
+    h.log
+        .record_key_event(EventName::KeyLoad, &[1; 48], "held by the writer");
+    h.attempts.recv().unwrap();
+    let refusal = || RefusedFields {
+        client: "anonymous".into(),
+        peer: None,
+        path: "/upcheck".into(),
+        reason: "host_not_allowed",
+        status: 403,
+    };
+    for _ in 0..10 {
+        h.log.record_access_refused(refusal());
+    }
+    // Two were queued (up to half of 4); the rest were counted, and signing still fits.
+    assert_eq!(h.metrics.failures.get(), 8);
+    let _a = h.log.ready().unwrap();
+    let _b = h.log.ready().unwrap();
+    drop((_a, _b));
+    let gate = h.gate.take().unwrap();
+    for _ in 0..8 {
+        let _ = gate.send(());
+    }
+    drop(gate);
+    h.log.close().unwrap();
 }

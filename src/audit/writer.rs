@@ -2,7 +2,7 @@
 //! and syncs each batch, off the signing path. A failed batch is kept and retried until it
 //! is written, so a recovered disk loses nothing that was accepted into the queue.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,11 @@ pub struct Shared {
     closing: AtomicBool,
     /// A loss was logged since the last successful write (one warning per episode).
     loss_logged: AtomicBool,
+    /// Events taken into the queue, and events written: equal when nothing is pending.
+    accepted: AtomicU64,
+    written: AtomicU64,
+    /// Lifecycle events lost (see `EventName::is_lifecycle`).
+    lifecycle_lost: AtomicU64,
     /// Metrics, when the log belongs to the server.
     pub metrics: Option<AuditMetrics>,
 }
@@ -62,14 +67,34 @@ impl Shared {
         self.closing.store(true, Ordering::Release);
     }
 
-    /// Counts `n` events that will never be written.
-    pub fn lost(&self, n: usize, why: &str) {
+    /// Counts `n` events that will never be written, `lifecycle` of them lifecycle
+    /// events (those are always logged).
+    pub fn lost(&self, n: usize, lifecycle: usize, why: &str) {
         if let Some(m) = &self.metrics {
             m.failures.inc_by(n as u64);
         }
-        if !self.loss_logged.swap(true, Ordering::AcqRel) {
+        if lifecycle > 0 {
+            self.lifecycle_lost
+                .fetch_add(lifecycle as u64, Ordering::AcqRel);
+            tracing::error!(events = lifecycle, "audit lifecycle events lost: {why}");
+        } else if !self.loss_logged.swap(true, Ordering::AcqRel) {
             tracing::error!(events = n, "audit events lost: {why}");
         }
+    }
+
+    /// Counts `n` events taken into the queue.
+    pub fn accepted(&self, n: usize) {
+        self.accepted.fetch_add(n as u64, Ordering::AcqRel);
+    }
+
+    /// True when every event taken into the queue so far was written or given up.
+    pub fn all_written(&self) -> bool {
+        self.written.load(Ordering::Acquire) >= self.accepted.load(Ordering::Acquire)
+    }
+
+    /// Lifecycle events lost so far.
+    pub fn lifecycle_lost(&self) -> u64 {
+        self.lifecycle_lost.load(Ordering::Acquire)
     }
 
     fn set_down(&self, reason: String) {
@@ -83,6 +108,7 @@ impl Shared {
     }
 
     fn set_written(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::AcqRel);
         if self.down.swap(false, Ordering::AcqRel) {
             tracing::info!("the audit log is being written again");
         }
@@ -145,8 +171,10 @@ fn write_with_retry(
         if shared.closing.load(Ordering::Acquire) {
             attempts_closing += 1;
             if attempts_closing >= ATTEMPTS_AT_SHUTDOWN {
+                let lifecycle = batch.iter().filter(|e| e.name.is_lifecycle()).count();
                 shared.lost(
                     batch.len(),
+                    lifecycle,
                     "the audit log could not be written at shutdown",
                 );
                 return;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::generate_exports::{GenerateExports, KeystoreBackup};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, EventName};
 use crate::consensus::Network;
 use crate::hsm::{
     create_kek, destroy_kek, destroy_sealed, generate_keys_with, init_kek, list_tokens, reseal_all,
@@ -250,8 +250,8 @@ pub fn run_audited_sealed_keys_command(
                 match seal_key(&hsm, key, &out) {
                     Ok(path) => {
                         sealed += 1;
-                        audit.record_key_event(
-                            "key_seal",
+                        audit.record_key_event_waiting(
+                            EventName::KeySeal,
                             key.pubkey(),
                             &path.display().to_string(),
                         );
@@ -290,7 +290,11 @@ pub fn run_audited_sealed_keys_command(
             for pk in &seen {
                 let path = out.join(sealed_file_name(pk));
                 if path.exists() {
-                    audit.record_key_event("key_generate", pk, &path.display().to_string());
+                    audit.record_key_event_waiting(
+                        EventName::KeyGenerate,
+                        pk,
+                        &path.display().to_string(),
+                    );
                 }
             }
             // Deposit data for exactly the keys that were sealed, also after a failure.
@@ -337,7 +341,7 @@ pub fn run_audited_sealed_keys_command(
             for path in &summary.rotated {
                 if let Some(pk) = pubkey_of_sealed_file(path) {
                     let detail = format!("{} under KEK \"{new_kek}\"", path.display());
-                    audit.record_key_event("key_reseal", &pk, &detail);
+                    audit.record_key_event_waiting(EventName::KeyReseal, &pk, &detail);
                 }
             }
             println!(
@@ -352,7 +356,7 @@ pub fn run_audited_sealed_keys_command(
                 .with_context(|| format!("\"{pubkey}\" is not a pubkey (0x + 96 hex digits)"))?;
             destroy_sealed(&dir, &pk)?;
             let path = dir.join(sealed_file_name(&pk));
-            audit.record_key_event("key_destroy", &pk, &path.display().to_string());
+            audit.record_key_event_waiting(EventName::KeyDestroy, &pk, &path.display().to_string());
             println!("destroyed the sealed key of {}", pubkey_hex(&pk));
         }
     }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use super::hsm::{run_audited_sealed_keys_command, run_hsm_command, HsmCommand, SealedKeysCommand};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, OnFailure};
 use crate::config::{Config, ConfigError, KeysConfig};
 use crate::durable::{self, Existing};
 use crate::keys::{self, KeyTable, LoadProgress, ValidatorKey};
@@ -37,10 +37,21 @@ pub fn run_keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
         &format!("keyguard keys {}", sealed_command_name(&cmd)),
         None,
     )?;
+    if config.audit.on_failure == OnFailure::Refuse {
+        // Nothing changes unless the log is being written (its `log_open` line is synced).
+        audit
+            .wait_written(AUDIT_WRITE_WAIT)
+            .map_err(|e| anyhow::anyhow!("{e}: {}; nothing changed", e.0))?;
+    }
     let result = run_sealed(cmd, config, &audit);
-    audit.close();
-    result
+    // With `refuse`, a lifecycle event that could not be written fails the command.
+    let closed = audit.close();
+    result?;
+    closed.context("the keys were changed, but the audit log does not record it")
 }
+
+/// How long a key command waits for the audit log to take its first line.
+const AUDIT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn run_sealed(cmd: SealedKeysCommand, config: &Config, audit: &AuditLog) -> anyhow::Result<()> {
     let network = config.network()?;

@@ -30,8 +30,12 @@ pub struct ClientConfig {
     pub fingerprints: Vec<String>,
     /// File holding a bearer token that identifies this client on the signing API.
     pub token_file: Option<PathBuf>,
-    /// If set, the only pubkeys this client may sign with (others: 403).
+    /// If set, the only pubkeys this client may sign with (others: 403); `["*"]`: every
+    /// key. Once any client has `pubkeys`, identities without them get no key.
     pub pubkeys: Option<Vec<String>>,
+    /// If set, the only request types this client may sign (others: 403); without it,
+    /// every type but `DEPOSIT`.
+    pub types: Option<Vec<String>>,
 }
 
 impl Default for AccessConfig {

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use super::fingerprint::{self, Fingerprint};
 use crate::config::access::ClientConfig;
 use crate::config::error::ConfigError;
+use crate::consensus::RequestType;
 use crate::keys::{self, PubkeyBytes};
 
 /// A client's bearer token, kept only as its SHA-256: comparing digests of equal length
@@ -44,8 +45,30 @@ pub struct Client {
     pub fingerprints: Vec<Fingerprint>,
     /// Its bearer token, if it has one.
     pub token: Option<TokenDigest>,
-    /// The only keys it may use; `None`: every key.
-    pub scope: Option<HashSet<PubkeyBytes>>,
+    /// Its `pubkeys`, if it has a list; `None`: no scope of its own (see
+    /// `access::AccessPolicy::may_use` for what that means).
+    pub scope: Option<KeyScope>,
+    /// The only request types it may sign; `None`: every type but `DEPOSIT`.
+    pub types: Option<HashSet<RequestType>>,
+}
+
+/// A client's `pubkeys`: the keys it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// `["*"]`: every key, said explicitly.
+    All,
+    /// Only these keys.
+    Only(HashSet<PubkeyBytes>),
+}
+
+impl KeyScope {
+    /// True if the scope holds `pubkey`.
+    pub fn contains(&self, pubkey: &PubkeyBytes) -> bool {
+        match self {
+            KeyScope::All => true,
+            KeyScope::Only(keys) => keys.contains(pubkey),
+        }
+    }
 }
 
 /// Compiles every entry; names, fingerprints and tokens must be unique across entries.
@@ -90,11 +113,16 @@ fn compile_one(index: usize, config: &ClientConfig) -> Result<Client, ConfigErro
         Some(list) => Some(parse_scope(list).map_err(|m| ConfigError::new(setting("pubkeys"), m))?),
         None => None,
     };
+    let types = match &config.types {
+        Some(list) => Some(parse_types(list).map_err(|m| ConfigError::new(setting("types"), m))?),
+        None => None,
+    };
     Ok(Client {
         name: name.to_string(),
         fingerprints,
         token,
         scope,
+        types,
     })
 }
 
@@ -148,11 +176,41 @@ fn token_bits(token: &str) -> u32 {
     len.saturating_mul(per_char_x10) / 10
 }
 
-fn parse_scope(list: &[String]) -> Result<HashSet<PubkeyBytes>, String> {
+/// `["*"]` is every key; otherwise each entry is a pubkey. `*` among pubkeys, or an empty
+/// list, is refused: both look like a mistake.
+fn parse_scope(list: &[String]) -> Result<KeyScope, String> {
+    if list.iter().any(|pk| pk.trim() == "*") {
+        return match list.len() {
+            1 => Ok(KeyScope::All),
+            _ => Err("`*` (every key) cannot be combined with pubkeys".into()),
+        };
+    }
+    if list.is_empty() {
+        return Err("an empty list allows no key; remove the client or list its keys".into());
+    }
     list.iter()
         .map(|pk| {
             keys::parse_pubkey(pk.trim())
                 .ok_or_else(|| format!("`{pk}` is not a 48-byte hex BLS public key"))
+        })
+        .collect::<Result<_, _>>()
+        .map(KeyScope::Only)
+}
+
+/// Request type names as in a sign request's `type` (`ATTESTATION`, `BLOCK_V2`, ...).
+fn parse_types(list: &[String]) -> Result<HashSet<RequestType>, String> {
+    if list.is_empty() {
+        return Err("an empty list allows no request; remove the client or list its types".into());
+    }
+    list.iter()
+        .map(|name| {
+            RequestType::from_wire(name.trim()).ok_or_else(|| {
+                let known: Vec<&str> = RequestType::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "`{name}` is not a request type; known: {}",
+                    known.join(", ")
+                )
+            })
         })
         .collect()
 }
@@ -224,9 +282,28 @@ mod tests {
         let mut c = client("a");
         c.pubkeys = Some(vec![PK.into()]);
         let compiled = compile(&[c]).unwrap();
-        let scope = compiled[0].scope.as_ref().unwrap();
-        assert!(scope.contains(&keys::parse_pubkey(PK).unwrap()));
-        assert_eq!(scope.len(), 1);
+        let pk = keys::parse_pubkey(PK).unwrap();
+        assert_eq!(
+            compiled[0].scope,
+            Some(KeyScope::Only(std::iter::once(pk).collect()))
+        );
+        let mut all = client("b");
+        all.pubkeys = Some(vec![" * ".into()]);
+        assert_eq!(compile(&[all]).unwrap()[0].scope, Some(KeyScope::All));
+    }
+
+    #[test]
+    fn types_are_parsed_by_wire_name() {
+        let mut c = client("a");
+        c.types = Some(vec!["ATTESTATION".into(), "deposit".into()]);
+        let compiled = compile(&[c]).unwrap();
+        let expected = [RequestType::Attestation, RequestType::Deposit];
+        assert_eq!(compiled[0].types, Some(expected.into_iter().collect()));
+        let mut bad = client("b");
+        bad.types = Some(vec!["SIGN_ANYTHING".into()]);
+        let err = compile(&[bad]).unwrap_err();
+        assert_eq!(err.setting, "access.clients[0].types");
+        assert!(err.message.contains("BLOCK_V2"), "{err}");
     }
 
     #[test]

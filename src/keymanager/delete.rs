@@ -294,8 +294,11 @@ async fn remove_stored(
     let hex = keys::pubkey_hex(pk);
     match removed {
         Ok(Ok(_)) => {
-            ctx.audit
-                .record_key_event("delete", pk, &format!("removed {origin}"));
+            ctx.audit.record_key_event(
+                crate::audit::EventName::KeyDelete,
+                pk,
+                &format!("removed {origin}"),
+            );
             tracing::info!(pubkey = %hex, file = %origin, "key deleted through the keymanager API");
             Status::ok(DeleteStatus::Deleted)
         }
@@ -322,7 +325,8 @@ async fn remove_unloaded(
                 "its stored file {}, which was not loaded, was removed",
                 file.display()
             );
-            ctx.audit.record_key_event("delete", pk, &message);
+            ctx.audit
+                .record_key_event(crate::audit::EventName::KeyDelete, pk, &message);
             Status::with(status.status, message)
         }
         Ok(Err(e)) => Status::error(format!("cannot remove its stored file: {e}")),
@@ -336,7 +340,8 @@ fn partial_delete(ctx: &Services, pk: &PubkeyBytes, error: &str) -> Status<Delet
          file could not be removed ({error}); it will be loaded again at restart unless \
          removed by hand"
     );
-    ctx.audit.record_key_event("delete", pk, &message);
+    ctx.audit
+        .record_key_event(crate::audit::EventName::KeyDelete, pk, &message);
     tracing::error!(pubkey = %keys::pubkey_hex(pk), %message, "keymanager delete incomplete");
     Status::error(message)
 }

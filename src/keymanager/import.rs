@@ -310,8 +310,11 @@ fn import_one(
         let _ = km.store.remove(&pk);
         return Status::with(ImportStatus::Duplicate, dup.to_string());
     }
-    ctx.audit
-        .record_key_event("import", &pk, &format!("stored in {origin}"));
+    ctx.audit.record_key_event(
+        crate::audit::EventName::KeyImport,
+        &pk,
+        &format!("stored in {origin}"),
+    );
     tracing::info!(pubkey = %keys::pubkey_hex(&pk), file = %origin, "key imported through the keymanager API");
     Status::ok(ImportStatus::Imported)
 }

@@ -197,6 +197,11 @@ impl Keymanager {
         let km = Arc::clone(self);
         let task = tokio::spawn(async move {
             let _ops = km.ops.lock().await;
+            // A place for each key's `key_import` event before anything changes.
+            let _audit = ctx
+                .audit
+                .reserve_lifecycle(request.len())
+                .map_err(|e| audit_refusal(&e, "nothing imported"))?;
             import::run(&km, &ctx, request).await
         });
         task.await
@@ -213,11 +218,23 @@ impl Keymanager {
         let km = Arc::clone(self);
         let task = tokio::spawn(async move {
             let _ops = km.ops.lock().await;
+            // A place for each key's `key_delete` event before anything changes.
+            let _audit = ctx
+                .audit
+                .reserve_lifecycle(pubkeys.len())
+                .map_err(|e| audit_refusal(&e, "nothing deleted"))?;
             delete::run(&km, &ctx, pubkeys).await
         });
         task.await
             .map_err(|e| OpError::Internal(format!("deletion failed: {e}")))?
     }
+}
+
+/// With `audit.on_failure = "refuse"`, a key change whose audit event could be lost is
+/// refused (500); the reason goes to the log only.
+fn audit_refusal(error: &crate::audit::AuditUnavailable, what: &str) -> OpError {
+    tracing::error!(reason = %error.0, "keymanager request refused: the audit log cannot be written");
+    OpError::Internal(format!("{error}; {what}"))
 }
 
 /// Imports and deletions wait for start-up loading: a key still loading from a configured

@@ -474,3 +474,65 @@ async fn delete_export_lists_a_key_without_records_under_the_pinned_root() {
     assert_eq!(summary.validators, 2);
     assert_eq!(fresh.genesis_validators_root().unwrap(), Some(GVR));
 }
+
+/// An audit log in `refuse` mode whose every write fails, once it has noticed.
+fn failing_audit() -> Arc<AuditLog> {
+    struct Full;
+    impl crate::audit::Sink for Full {
+        fn append(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("disk full (test)"))
+        }
+    }
+    let config = crate::audit::AuditConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let log = AuditLog::start(
+        Box::new(Full),
+        crate::audit::ChainHead::GENESIS,
+        &config,
+        "mem".into(),
+        None,
+    );
+    log.record_key_event(crate::audit::EventName::KeyLoad, &[1; 48], "x");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.health() == crate::audit::AuditHealth::Up {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never failed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Arc::new(log)
+}
+
+#[tokio::test]
+async fn with_refuse_a_failing_audit_log_refuses_imports_and_deletes_before_any_change() {
+    let mut h = harness();
+    let (key, json) = keystore(1, "pw-1");
+    let pk = *key.pubkey();
+    let out =
+        h.km.import(h.ctx.clone(), request(&[&json], &["pw-1"], None))
+            .await
+            .unwrap();
+    assert_eq!(statuses(&out), [ImportStatus::Imported]);
+
+    h.ctx.audit = failing_audit();
+    let (_, other_json) = keystore(2, "pw-2");
+    let err =
+        h.km.import(h.ctx.clone(), request(&[&other_json], &["pw-2"], None))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "audit log cannot be written; nothing imported"
+    );
+    assert_eq!(h.ctx.keys.len(), 1, "nothing imported");
+    let err = h.km.delete(h.ctx.clone(), vec![pk]).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "audit log cannot be written; nothing deleted"
+    );
+    assert!(h.ctx.keys.get(&pk).is_some(), "still loaded");
+    assert!(h.km.store.stored_file(&pk).is_some(), "still stored");
+}

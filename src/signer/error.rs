@@ -52,6 +52,9 @@ pub enum SignError {
     /// answer says nothing about which keys are loaded).
     #[error("{0}")]
     OutOfScope(String),
+    /// The client may not sign this request type (checked before anything is recorded).
+    #[error("{0}")]
+    TypeNotAllowed(String),
     /// Refused by slashing protection, or because it is not configured.
     #[error("{message}")]
     Refused {
@@ -86,13 +89,24 @@ impl SignError {
             | SignError::WrongGenesis(_)
             | SignError::FutureDuty(_) => Outcome::BadRequest,
             SignError::UnknownKey(_) | SignError::StillLoading { .. } => Outcome::UnknownKey,
-            SignError::OutOfScope(_) => Outcome::Forbidden,
+            SignError::OutOfScope(_) | SignError::TypeNotAllowed(_) => Outcome::Forbidden,
             SignError::Refused { reason, .. } => Outcome::SlashingRefused(reason),
             SignError::Database(_)
             | SignError::Overloaded(_)
             | SignError::Audit(_)
             | SignError::PoolClosed
             | SignError::Backend(_) => Outcome::Error,
+        }
+    }
+
+    /// The audit log's `reason` for this refusal: the slashing reason, or which access
+    /// rule refused (`out_of_scope`, `type_not_allowed`); `None` for other errors.
+    pub fn audit_reason(&self) -> Option<&'static str> {
+        match self {
+            SignError::Refused { reason, .. } => Some(reason),
+            SignError::OutOfScope(_) => Some("out_of_scope"),
+            SignError::TypeNotAllowed(_) => Some("type_not_allowed"),
+            _ => None,
         }
     }
 

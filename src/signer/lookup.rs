@@ -1,8 +1,10 @@
-//! Stage 1: which key, and may this client use it.
+//! Stage 1: which key, and may this client use it for this type of request.
 //!
 //! The scope is checked on the pubkey as parsed from the path, before the key table is
 //! consulted: a scoped client learns nothing about which keys outside its scope are
-//! loaded (it gets 403 for every one of them).
+//! loaded (it gets the same 403 for every one of them, loaded or not). The request type
+//! named by the body is checked next, also before the table: a client not allowed a type
+//! gets the same 403 for every key.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,13 +17,15 @@ use crate::consensus::RequestType;
 use crate::keys::{self, ValidatorKey};
 
 impl Signer {
-    /// The key for `pubkey` if `client` may use it and it is loaded; while keys are still
-    /// loading a missing key may yet appear, so that answer is "still loading" rather
-    /// than a definite "not here".
+    /// The key for `pubkey` if `client` may use it (and may sign `request_type`, the type
+    /// the body names, when it names one) and it is loaded; while keys are still loading a
+    /// missing key may yet appear, so that answer is "still loading" rather than a
+    /// definite "not here".
     pub(super) fn find_key(
         &self,
         client: &ClientIdentity,
         pubkey: &str,
+        request_type: Option<RequestType>,
     ) -> Result<Arc<ValidatorKey>, SignError> {
         let Some(parsed) = keys::parse_pubkey(pubkey) else {
             return Err(SignError::UnknownKey(pubkey.to_string()));
@@ -29,6 +33,9 @@ impl Signer {
         self.access
             .check_key(client, &parsed)
             .map_err(|e| SignError::OutOfScope(e.to_string()))?;
+        if let Some(request_type) = request_type {
+            self.check_type(client, request_type)?;
+        }
         if let Some(key) = self.keys.get(&parsed) {
             return Ok(key);
         }
@@ -41,6 +48,17 @@ impl Signer {
             });
         }
         Err(SignError::UnknownKey(pubkey.to_string()))
+    }
+
+    /// Ok if `client` may sign requests of `request_type`.
+    pub(super) fn check_type(
+        &self,
+        client: &ClientIdentity,
+        request_type: RequestType,
+    ) -> Result<(), SignError> {
+        self.access
+            .check_type(client, request_type)
+            .map_err(|e| SignError::TypeNotAllowed(e.to_string()))
     }
 }
 

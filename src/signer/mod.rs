@@ -120,6 +120,7 @@ impl Signer {
             subject: trace.subject,
             signing_root: trace.signing_root,
             outcome,
+            reason: result.as_ref().err().and_then(SignError::audit_reason),
         };
         self.audit.record_signing(&decision, trace.audit.take());
         if let Err(err) = &result {
@@ -136,18 +137,17 @@ impl Signer {
         body: Result<&[u8], BodyError>,
         trace: &mut Trace,
     ) -> Result<Signed, SignError> {
-        let key = match self.find_key(client, pubkey) {
-            Ok(key) => key,
-            Err(err) => {
-                // Refused before the payload is read; still labelled with its type.
-                trace.request_type = body.ok().and_then(lookup::request_type_of);
-                return Err(err);
-            }
-        };
+        // Read without the payload: refusals before it is parsed are labelled with it.
+        let named_type = body.as_ref().ok().and_then(|b| lookup::request_type_of(b));
+        let key = self.find_key(client, pubkey, named_type).inspect_err(|_| {
+            trace.request_type = named_type;
+        })?;
         let body = body?;
         let prepared = consensus::prepare(body, &self.network)
             .map_err(|e| SignError::BadRequest(e.to_string()))?;
         trace.request_type = Some(prepared.request_type);
+        // The parsed type decides (the quick read above may not have found one).
+        self.check_type(client, prepared.request_type)?;
         trace.subject = prepared.slashing;
         trace.signing_root = Some(prepared.signing_root);
         self.future_guard.check(prepared.duty)?;
@@ -159,7 +159,9 @@ impl Signer {
         if let Some(subject) = prepared.slashing {
             self.protect(key.pubkey(), &prepared, subject).await?;
         }
-        let signature = self.sign_with(&key, prepared.signing_root, body).await?;
+        let signature = self
+            .sign_with(&key, prepared.request_type, prepared.signing_root, body)
+            .await?;
         Ok(Signed {
             signature,
             request_type: prepared.request_type,

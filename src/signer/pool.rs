@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+pub use super::root_cache::SignerId;
 use super::root_cache::{Prepared, RootCache, ROOT_CACHE_CAPACITY, TABLE_CAPACITY};
 use crate::bls::{FixedBaseTable, SecretKey, SignatureBytes};
 use crate::metrics::{Metrics, SignPath};
@@ -34,6 +35,8 @@ pub struct SigningPool {
 struct SignJob {
     secret: Arc<SecretKey>,
     signing_root: [u8; 32],
+    /// The key, when the request is attestation-like (its root may deserve a table).
+    table_signer: Option<SignerId>,
     reply: tokio::sync::oneshot::Sender<SignatureBytes>,
 }
 
@@ -136,17 +139,20 @@ impl SigningPool {
     }
 
     /// Signs `signing_root` with the local key `secret` on the pool and returns the
-    /// compressed signature.
+    /// compressed signature. `table_signer` is the key's id when the request is of a type
+    /// whose roots many keys share (only those roots may earn a fixed-base table).
     pub async fn sign(
         &self,
         secret: Arc<SecretKey>,
         signing_root: [u8; 32],
+        table_signer: Option<SignerId>,
     ) -> Result<SignatureBytes, PoolClosed> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.load.queued.fetch_add(1, Ordering::Relaxed);
         let sent = self.jobs.send(SignJob {
             secret,
             signing_root,
+            table_signer,
             reply,
         });
         if sent.is_err() {
@@ -174,7 +180,8 @@ impl Worker {
             let Ok(job) = job else { return };
             self.load.queued.fetch_sub(1, Ordering::Relaxed);
             let started = Instant::now();
-            let (signature, path, table_build) = self.sign(&job.secret, &job.signing_root);
+            let (signature, path, table_build) =
+                self.sign(&job.secret, &job.signing_root, job.table_signer);
             drop(job.secret);
             let took = started.elapsed();
             // A table build is a one-off: it must not inflate the per-signature estimate
@@ -189,9 +196,14 @@ impl Worker {
 
     /// The signature, by the cheapest way the root cache allows, which way that was, and
     /// the time spent building the root's table (zero unless this call built it).
-    fn sign(&self, key: &SecretKey, root: &[u8; 32]) -> (SignatureBytes, SignPath, Duration) {
+    fn sign(
+        &self,
+        key: &SecretKey,
+        root: &[u8; 32],
+        table_signer: Option<SignerId>,
+    ) -> (SignatureBytes, SignPath, Duration) {
         let no_build = Duration::ZERO;
-        match self.roots.prepare(root) {
+        match self.roots.prepare(root, table_signer) {
             Prepared::Table(table) => (key.sign_with_table(&table), SignPath::FixedBase, no_build),
             Prepared::Hashed(hashed) => (key.sign_hashed(&hashed), SignPath::CachedRoot, no_build),
             Prepared::NewRoot(hashed) => (key.sign_hashed(&hashed), SignPath::NewRoot, no_build),
@@ -251,10 +263,14 @@ mod tests {
                 let pool = Arc::clone(&pool);
                 tokio::spawn(async move {
                     let key = secret(n);
-                    // Half the requests share a root (more than TABLE_MIN_USES, so the
-                    // later ones use its table), half have their own.
+                    // Half the requests share a root (more distinct keys than
+                    // TABLE_MIN_SIGNERS, so the later ones use its table), half have
+                    // their own.
                     let root = if n % 2 == 0 { [9u8; 32] } else { [n; 32] };
-                    let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
+                    let mut pk = [0u8; 48];
+                    pk[1] = n;
+                    let id = Some(SignerId::of(&pk));
+                    let sig = pool.sign(Arc::clone(&key), root, id).await.unwrap();
                     assert_eq!(sig, key.sign(&root), "key {n}");
                 })
             })
@@ -269,7 +285,7 @@ mod tests {
         let pool = SigningPool::new(2).unwrap();
         let key = secret(5);
         for root in [[1u8; 32], [2u8; 32], [1u8; 32]] {
-            let sig = pool.sign(Arc::clone(&key), root).await.unwrap();
+            let sig = pool.sign(Arc::clone(&key), root, None).await.unwrap();
             assert_eq!(sig, key.sign(&root));
         }
     }

@@ -8,27 +8,32 @@
 
 use std::sync::Arc;
 
+use super::pool::SignerId;
 use super::{SignError, Signer};
 use crate::bls;
+use crate::consensus::RequestType;
 use crate::keys::{
     BackendError, KeyBackend, RemoteSignRequest, RemoteSigner, SignatureBytes, ValidatorKey,
 };
 
 impl Signer {
-    /// Signs `signing_root` with `key`; `body` is the original request, for backends that
-    /// sign requests rather than roots.
+    /// Signs `signing_root` (of a `request_type` request) with `key`; `body` is the
+    /// original request, for backends that sign requests rather than roots.
     pub(super) async fn sign_with(
         &self,
         key: &ValidatorKey,
+        request_type: RequestType,
         signing_root: [u8; 32],
         body: &[u8],
     ) -> Result<SignatureBytes, SignError> {
         match key.backend() {
-            KeyBackend::Local(secret) => self
-                .pool
-                .sign(Arc::clone(secret), signing_root)
-                .await
-                .map_err(|_| SignError::PoolClosed),
+            KeyBackend::Local(secret) => {
+                let table_signer = shares_roots(request_type).then(|| SignerId::of(key.pubkey()));
+                self.pool
+                    .sign(Arc::clone(secret), signing_root, table_signer)
+                    .await
+                    .map_err(|_| SignError::PoolClosed)
+            }
             KeyBackend::Remote(remote) => {
                 let request = RemoteSignRequest {
                     pubkey: key.pubkey(),
@@ -39,6 +44,23 @@ impl Signer {
             }
         }
     }
+}
+
+/// True for the types whose signing root many keys share (the same attestation data,
+/// slot or subcommittee for everyone): only their roots may earn a fixed-base table. The
+/// others (blocks, aggregates, exits, registrations, ...) carry the key's own index or
+/// data, or are rare (RANDAO reveals), so a table would only ever serve one key, and a
+/// client sending them could otherwise push a slot's real tables out.
+fn shares_roots(request_type: RequestType) -> bool {
+    matches!(
+        request_type,
+        RequestType::Attestation
+            | RequestType::AggregationSlot
+            | RequestType::SyncCommitteeMessage
+            | RequestType::SyncCommitteeSelectionProof
+            | RequestType::PayloadAttestationMessage
+            | RequestType::PayloadAttestation
+    )
 }
 
 /// The remote's signature, once it verifies.

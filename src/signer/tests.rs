@@ -354,3 +354,166 @@ async fn a_far_future_attestation_is_refused_and_not_recorded() {
 fn setup_pubkey(signer: &Signer) -> [u8; 48] {
     signer.keys.pubkeys()[0]
 }
+
+fn deposit() -> String {
+    format!(
+        r#"{{"type":"DEPOSIT","deposit":{{"pubkey":"0x{}","withdrawal_credentials":"0x{}","amount":"32000000000","genesis_fork_version":"0x00000000"}}}}"#,
+        "bb".repeat(48),
+        "cc".repeat(32)
+    )
+}
+
+/// `attester` may sign only attestations; `depositor` only deposits; `plain` has no
+/// `types`. None is scoped.
+fn typed_policy() -> AccessPolicy {
+    let client = |name: &str, n: u8, types: Option<&[&str]>| ClientConfig {
+        name: name.into(),
+        fingerprints: vec![hex::encode([n; 32])],
+        types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let config = AccessConfig {
+        clients: vec![
+            client("attester", 1, Some(&["ATTESTATION"])),
+            client("depositor", 2, Some(&["DEPOSIT"])),
+            client("plain", 3, None),
+        ],
+        ..Default::default()
+    };
+    AccessPolicy::from_config(&config, &[]).unwrap()
+}
+
+fn token(name: &str) -> ClientIdentity {
+    ClientIdentity::Token { name: name.into() }
+}
+
+#[tokio::test]
+async fn a_type_outside_the_clients_types_is_refused_before_anything_is_recorded() {
+    let key = local_key(1);
+    let pk = pubkey_hex(key.pubkey());
+    let s = setup(vec![key], Some(typed_policy()));
+    let vote = attestation(1, 2, 0xaa);
+    // `depositor` may not attest: refused, and nothing is recorded for the vote...
+    let err = s
+        .signer
+        .sign(&token("depositor"), &pk, Ok(vote.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SignError::TypeNotAllowed(_)), "{err}");
+    assert_eq!(err.audit_reason(), Some("type_not_allowed"));
+    assert_eq!(requests(&s.signer, "forbidden", "ATTESTATION"), 1);
+    // ...so another vote for the same target is not a double vote.
+    let other = attestation(1, 2, 0xbb);
+    assert!(s
+        .signer
+        .sign(&token("attester"), &pk, Ok(other.as_bytes()))
+        .await
+        .is_ok());
+    // `attester` may not sign a RANDAO reveal; `plain` may.
+    let body = randao(1);
+    let err = s
+        .signer
+        .sign(&token("attester"), &pk, Ok(body.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SignError::TypeNotAllowed(_)), "{err}");
+    assert!(s
+        .signer
+        .sign(&token("plain"), &pk, Ok(body.as_bytes()))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn deposit_is_signed_only_for_a_client_whose_types_list_it() {
+    let key = local_key(1);
+    let pk = pubkey_hex(key.pubkey());
+    let s = setup(vec![key], Some(typed_policy()));
+    let body = deposit();
+    for client in [token("plain"), token("attester"), ClientIdentity::Anonymous] {
+        let err = s
+            .signer
+            .sign(&client, &pk, Ok(body.as_bytes()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SignError::TypeNotAllowed(_)),
+            "{client}: {err}"
+        );
+    }
+    assert!(s
+        .signer
+        .sign(&token("depositor"), &pk, Ok(body.as_bytes()))
+        .await
+        .is_ok());
+    // No [access] rules at all: deposits are refused too.
+    let s = setup(vec![local_key(2)], None);
+    let pk2 = pubkey_hex(local_key(2).pubkey());
+    let err = s
+        .signer
+        .sign(&ClientIdentity::Anonymous, &pk2, Ok(body.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("DEPOSIT needs a client"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_type_gets_the_same_answer_for_loaded_and_unloaded_keys() {
+    let key = local_key(1);
+    let loaded = pubkey_hex(key.pubkey());
+    let unloaded = pubkey_hex(local_key(2).pubkey());
+    let s = setup(vec![key], Some(typed_policy()));
+    let body = deposit();
+    let a = s
+        .signer
+        .sign(&token("plain"), &loaded, Ok(body.as_bytes()))
+        .await
+        .unwrap_err();
+    let b = s
+        .signer
+        .sign(&token("plain"), &unloaded, Ok(body.as_bytes()))
+        .await
+        .unwrap_err();
+    assert!(matches!(a, SignError::TypeNotAllowed(_)));
+    assert_eq!(a.to_string(), b.to_string());
+}
+
+#[tokio::test]
+async fn once_a_client_is_scoped_an_unscoped_identity_gets_no_key() {
+    let a = local_key(1);
+    let pk_a = pubkey_hex(a.pubkey());
+    let config = AccessConfig {
+        clients: vec![
+            ClientConfig {
+                name: "scoped".into(),
+                fingerprints: vec![hex::encode([1u8; 32])],
+                pubkeys: Some(vec![pk_a.clone()]),
+                ..Default::default()
+            },
+            ClientConfig {
+                name: "unscoped".into(),
+                fingerprints: vec![hex::encode([2u8; 32])],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let s = setup(
+        vec![a],
+        Some(AccessPolicy::from_config(&config, &[]).unwrap()),
+    );
+    let body = randao(1);
+    for client in [token("unscoped"), ClientIdentity::Anonymous] {
+        let err = s
+            .signer
+            .sign(&client, &pk_a, Ok(body.as_bytes()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SignError::OutOfScope(_)), "{client}: {err}");
+    }
+    assert!(s
+        .signer
+        .sign(&token("scoped"), &pk_a, Ok(body.as_bytes()))
+        .await
+        .is_ok());
+}
