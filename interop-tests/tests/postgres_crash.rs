@@ -110,8 +110,8 @@ async fn client_task(
             urls[rng.below(urls.len() as u64) as usize].clone()
         };
         let answer = instances::sign(&client, &url, &pubkey, duty.body()).await;
-        if answer == Answer::NoAnswer {
-            // That instance is dead or restarting: do not spin on it.
+        if matches!(answer, Answer::NoAnswer | Answer::Status(500..)) {
+            // That instance is dead or restarting, or PostgreSQL is: do not spin on it.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         seen.note(&pubkey, duty, answer);
