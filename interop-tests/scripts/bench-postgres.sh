@@ -6,8 +6,9 @@
 #
 # Usage: bash interop-tests/scripts/bench-postgres.sh [OUT_DIR]
 # Environment: KEYS (interop keys, default 2048), REQUESTS (per run, default 20000),
-# CONCURRENCY (default 64). Everything runs unpinned on every CPU: the signers, PostgreSQL
-# and the load generator share the machine's cores.
+# CONCURRENCY (default 64), KG_BIN and LOAD_BIN (prebuilt binaries; skips the build),
+# RAW_SECONDS (raw blst measurement, default 4). Everything runs unpinned on every CPU:
+# the signers, PostgreSQL and the load generator share the machine's cores.
 #
 # PostgreSQL: a throw-away cluster (Debian `postgresql` 15 binaries) in a temporary
 # directory, fsync on, synchronous_commit on (the defaults), run as user `postgres` when
@@ -19,9 +20,11 @@ keys="${KEYS:-2048}"
 requests="${REQUESTS:-20000}"
 concurrency="${CONCURRENCY:-64}"
 mkdir -p "$out"
-cargo build --release -p keyguard -p interop-tests --bin keyguard --bin keyguard-load
-kg=target/release/keyguard
-load=target/release/keyguard-load
+if [ -z "${KG_BIN:-}" ]; then
+  cargo build --release -p keyguard -p interop-tests --bin keyguard --bin keyguard-load
+fi
+kg="${KG_BIN:-target/release/keyguard}"
+load="${LOAD_BIN:-target/release/keyguard-load}"
 pgbin=/usr/lib/postgresql/15/bin
 
 work=$(mktemp -d)
@@ -34,6 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+chmod 755 "$work"   # the postgres user must reach its cluster directory
 mkdir -p "$work/pg"
 [ "$(id -u)" = 0 ] && chown -R postgres: "$work/pg"
 pgport=15432
@@ -60,7 +64,7 @@ stop_all() {
 drive() { # NAME URLS [FLAGS...]
   local name=$1 urls=$2; shift 2
   echo "== $name"
-  "$load" --url "$urls" "$@" --json "$out/$name.json" closed --concurrency "$concurrency" --requests "$requests"
+  "$load" --url "$urls" --raw-seconds "${RAW_SECONDS:-4}" "$@" --json "$out/$name.json" closed --concurrency "$concurrency" --requests "$requests"
 }
 run_pair() { # NAME URLS
   drive "$1-own" "$2" --start-epoch 1000
