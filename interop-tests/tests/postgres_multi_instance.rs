@@ -155,16 +155,33 @@ fn run_instances(pg: &TestPostgres, count: usize) {
     assert!(outcomes.iter().any(|o| !o.same_instance));
 
     // Exactly one member of each pair signed, the other refused as slashable.
+    let wrong: Vec<String> = outcomes
+        .iter()
+        .filter(|o| {
+            !matches!(
+                &o.answers,
+                (Answer::Signed(_), Answer::Status(412)) | (Answer::Status(412), Answer::Signed(_))
+            )
+        })
+        .map(|o| format!("{} {:?}: {:?}", o.pubkey, o.pair, o.answers))
+        .collect();
+    if !wrong.is_empty() {
+        let logs: Vec<String> = processes.iter().map(KeyguardProcess::log).collect();
+        panic!(
+            "{count} instances: {} pairs did not get exactly one signature and one 412:\n{}\n\
+             instance logs:\n{}",
+            wrong.len(),
+            wrong.join("\n"),
+            logs.join("\n----\n")
+        );
+    }
     let mut winners = Vec::new();
     let mut losers = Vec::new();
     for o in &outcomes {
         let (won, lost, sig) = match &o.answers {
             (Answer::Signed(sig), Answer::Status(412)) => (o.pair.0, o.pair.1, sig),
             (Answer::Status(412), Answer::Signed(sig)) => (o.pair.1, o.pair.0, sig),
-            other => panic!(
-                "{count} instances, {} {:?}: expected one signature and one 412, got {other:?}",
-                o.pubkey, o.pair
-            ),
+            _ => unreachable!("checked above"),
         };
         assert!(
             verify(&o.pubkey, &won.signing_root(), sig),
