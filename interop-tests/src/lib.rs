@@ -1,6 +1,8 @@
 //! Shared helpers for keyguard's end-to-end tests: locating the shared test material,
 //! starting a keyguard process, and building request bodies.
 
+pub mod duties;
+pub mod instances;
 pub mod keyguard_process;
 pub mod lodestar;
 pub mod postgres;

@@ -195,7 +195,10 @@ fn slashable(a: &Signed, b: &Signed) -> bool {
                 target: t2,
                 root: r2,
             },
-        ) => (t1 == t2 && r1 != r2) || (s1 < s2 && t2 < t1) || (s2 < s1 && t1 < t2),
+        ) => {
+            // Double vote: one target, different data (the source or the roots differ).
+            (t1 == t2 && (s1 != s2 || r1 != r2)) || (s1 < s2 && t2 < t1) || (s2 < s1 && t1 < t2)
+        }
         _ => false,
     }
 }

@@ -247,3 +247,25 @@ fn reconnects_after_a_restart_and_reports_down_meanwhile() {
         "{again:?}"
     );
 }
+
+/// keyguard opens the database from its async main thread: the synchronous PostgreSQL
+/// client must not try to block on its own runtime there (it used to panic with "Cannot
+/// start a runtime from within a runtime").
+#[tokio::test(flavor = "current_thread")]
+async fn opens_from_inside_an_async_runtime() {
+    let Some(pg) = require_postgres("opens_from_inside_an_async_runtime") else {
+        return;
+    };
+    let url = fresh(&pg);
+    let db = open(&url, OpenOptions::default()).expect("open inside a runtime");
+    let approval = db
+        .check_and_record(
+            GVR.into(),
+            pk(1).into(),
+            Subject::Block { slot: Slot(3) },
+            root(1),
+        )
+        .await;
+    assert!(approval.is_ok(), "{approval:?}");
+    drop(db);
+}

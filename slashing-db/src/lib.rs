@@ -143,11 +143,19 @@ impl SlashingDb {
         match location {
             DatabaseLocation::Sqlite(path) => Self::open(path, options),
             DatabaseLocation::Postgres(pg) => {
-                let backend = postgres::PostgresBackend::open(
-                    (**pg).clone(),
-                    options.password.clone(),
-                    options.allow_async_commit,
-                )?;
+                let (pg, password) = ((**pg).clone(), options.password.clone());
+                let allow_async_commit = options.allow_async_commit;
+                // The synchronous client blocks on a runtime of its own, which panics on a
+                // thread that drives an async runtime (keyguard's main thread): connect on
+                // a plain thread. Later use is on the writer thread, a plain thread too.
+                let opened = std::thread::scope(|scope| {
+                    scope
+                        .spawn(move || {
+                            postgres::PostgresBackend::open(pg, password, allow_async_commit)
+                        })
+                        .join()
+                });
+                let backend = opened.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
                 Self::start(Box::new(backend), options)
             }
         }

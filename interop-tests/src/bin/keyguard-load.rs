@@ -19,6 +19,8 @@
 //! Attestation roots: `--shared-roots` models Electra and later (every attester of a slot
 //! signs the same AttestationData); without it every request has its own root.
 //! Request bodies target the minimal-preset devnet of `config/networks/devnet-minimal.yaml`.
+//! `--url a,b` spreads the requests over several signers round-robin (instances sharing
+//! one PostgreSQL slashing database); the keys are listed by the first.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,9 +36,10 @@ use interop_tests::requests;
     about = "Load generator for keyguard's signing API"
 )]
 struct Args {
-    /// Base URL of the signer.
-    #[arg(long, default_value = "http://127.0.0.1:9000")]
-    url: String,
+    /// Base URL of the signer; several (comma-separated) spread the requests over them
+    /// round-robin (instances sharing one PostgreSQL slashing database).
+    #[arg(long, default_value = "http://127.0.0.1:9000", value_delimiter = ',')]
+    url: Vec<String>,
     /// Use at most this many of the signer's keys (default: all).
     #[arg(long)]
     validators: Option<usize>,
@@ -167,7 +170,7 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
         .pool_max_idle_per_host(4096)
         .build()?;
     let mut keys: Vec<String> = client
-        .get(format!("{}/api/v1/eth2/publicKeys", args.url))
+        .get(format!("{}/api/v1/eth2/publicKeys", args.url[0]))
         .send()
         .await
         .context("cannot reach the signer")?
@@ -356,7 +359,7 @@ async fn sign(client: &reqwest::Client, url: &str, job: &Job) -> Result<(), ()> 
 
 async fn closed_loop(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     gen: Arc<Generator>,
     concurrency: usize,
     total: u64,
@@ -364,10 +367,10 @@ async fn closed_loop(
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let (client, url, gen, next) = (
             client.clone(),
-            url.to_string(),
+            urls[worker % urls.len()].clone(),
             Arc::clone(&gen),
             Arc::clone(&next),
         );
@@ -394,7 +397,7 @@ async fn closed_loop(
 
 async fn open_loop(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     gen: &Generator,
     rate: f64,
     seconds: f64,
@@ -403,7 +406,7 @@ async fn open_loop(
     let interval = Duration::from_secs_f64(1.0 / rate);
     let jobs: Vec<Job> = (0..total).map(|i| gen.attestation(i)).collect();
     let runtime = tokio::runtime::Handle::current();
-    let (client, url) = (client.clone(), url.to_string());
+    let (client, urls) = (client.clone(), urls.to_vec());
     // Requests start from a thread of their own that sleeps with the OS's high-resolution
     // timer: tokio's timer wheel has 1 ms ticks, which would release requests in clumps
     // and count up to 1 ms of the generator's own lateness as the signer's latency.
@@ -416,7 +419,7 @@ async fn open_loop(
                 if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let (client, url) = (client.clone(), url.clone());
+                let (client, url) = (client.clone(), urls[i % urls.len()].clone());
                 runtime.spawn(async move {
                     let r = sign(&client, &url, &job).await;
                     (r, scheduled.elapsed())
@@ -573,12 +576,13 @@ async fn flooded(
 }
 
 /// Sends every job at once and waits for all answers.
-async fn send_all(client: &reqwest::Client, url: &str, jobs: Vec<Job>) -> Stats {
+async fn send_all(client: &reqwest::Client, urls: &[String], jobs: Vec<Job>) -> Stats {
     let started = Instant::now();
     let handles: Vec<_> = jobs
         .into_iter()
-        .map(|job| {
-            let (client, url) = (client.clone(), url.to_string());
+        .enumerate()
+        .map(|(i, job)| {
+            let (client, url) = (client.clone(), urls[i % urls.len()].clone());
             tokio::spawn(async move {
                 let t = Instant::now();
                 let r = sign(&client, &url, &job).await;
@@ -728,7 +732,11 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
             }
         ),
     };
-    println!("keyguard-load: {mode}, shared roots: {}", args.shared_roots);
+    println!(
+        "keyguard-load: {mode}, shared roots: {}, {} signer URL(s)",
+        args.shared_roots,
+        args.url.len()
+    );
     println!(
         "raw blst on {} threads (CPUs {:?}, empty = unpinned): {:.0} sign/s \
          (before/after the load: {:.0?}); cached-hash limit {:.0} sign/s",
@@ -756,6 +764,7 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
         let json = serde_json::json!({
             "mode": mode,
             "shared_roots": args.shared_roots,
+            "signers": args.url.len(),
             "ok": s.latencies.len(),
             "errors": s.errors,
             "elapsed_s": s.elapsed.as_secs_f64(),

@@ -392,7 +392,7 @@ impl Records for PgTx<'_> {
         }
         let _ = write!(
             sql,
-            "SELECT 1 FROM keyguard_validators WHERE pubkey IN ({list}) ORDER BY pubkey FOR UPDATE;
+            "SELECT encode(pubkey, 'hex') FROM keyguard_validators WHERE pubkey IN ({list}) ORDER BY pubkey FOR UPDATE;
              SELECT encode(m.genesis_validators_root, 'hex'), m.high_watermark_slot, m.high_watermark_epoch,
                     x.id, encode(x.pubkey, 'hex'), x.mb, x.ms, x.mt
              FROM keyguard_meta m LEFT JOIN LATERAL (
@@ -406,6 +406,21 @@ impl Records for PgTx<'_> {
         );
         self.begun = true;
         let messages = self.conn.client.simple_query(&sql)?;
+        // Only the rows the first statement locked may be decided from the summary read
+        // here. A validator another instance registers meanwhile (invisible to the
+        // locking statement, committed before the second one) is not locked by this
+        // transaction: it goes through `register_validator`, which locks it and reads its
+        // summary again, or two instances could decide on it at once.
+        let mut locked = std::collections::HashSet::new();
+        for message in &messages {
+            if let SimpleQueryMessage::Row(row) = message {
+                if row.len() == 1 {
+                    if let Some(pk) = row.get(0) {
+                        locked.insert(pk.to_owned());
+                    }
+                }
+            }
+        }
         for message in &messages {
             let SimpleQueryMessage::Row(row) = message else {
                 continue;
@@ -419,6 +434,9 @@ impl Records for PgTx<'_> {
                 hw_epoch: parse_i64(row.get(2))?.map(dec),
             });
             if let (Some(id), Some(pk)) = (parse_i64(row.get(3))?, row.get(4)) {
+                if !locked.contains(pk) {
+                    continue;
+                }
                 self.ids.insert(parse_hex::<48>(pk)?, id);
                 self.summaries.insert(
                     id,
