@@ -216,7 +216,8 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
                     .pool_max_idle_per_host(flood_concurrency)
                     .local_address(flood_from)
                     .build()?,
-                url: args.url.clone(),
+                // The flood goes to the first signer of `--url`.
+                url: args.url[0].clone(),
                 keys: gen.keys.clone(),
                 kind: flood,
             };
@@ -519,7 +520,7 @@ impl Flooder {
 /// starts a second before them); prints both and returns the flooded phase.
 async fn flooded(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     gen: &Generator,
     rate: f64,
     seconds: f64,
@@ -527,7 +528,7 @@ async fn flooded(
     concurrency: usize,
 ) -> anyhow::Result<Stats> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let alone = open_loop(client, url, gen, rate, seconds).await?;
+    let alone = open_loop(client, urls, gen, rate, seconds).await?;
     // The flooded phase's attestations come after the first phase's epochs.
     let per_phase = (rate * seconds) as u64;
     let later = Generator {
@@ -539,7 +540,7 @@ async fn flooded(
     let flood = tokio::spawn(Arc::new(flooder).run(concurrency, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let flood_started = Instant::now();
-    let under_flood = open_loop(client, url, &later, rate, seconds).await?;
+    let under_flood = open_loop(client, urls, &later, rate, seconds).await?;
     let flood_seconds = flood_started.elapsed().as_secs_f64() + 1.0;
     stop.store(true, Ordering::Relaxed);
     let counts = flood.await?;
