@@ -269,3 +269,66 @@ async fn opens_from_inside_an_async_runtime() {
     assert!(approval.is_ok(), "{approval:?}");
     drop(db);
 }
+
+/// Instances binding a fresh database's genesis validators root at the same moment (at
+/// start-up, or on their first requests): every one binding the same root succeeds, none
+/// reports the database DOWN; of two binding different roots exactly one wins and the
+/// other is told of the mismatch.
+#[test]
+fn racing_genesis_root_bindings_agree_or_exactly_one_wins() {
+    let Some(pg) = require_postgres("racing_genesis_root_bindings_agree_or_exactly_one_wins")
+    else {
+        return;
+    };
+    const HANDLES: usize = 4;
+    for round in 0..8 {
+        let url = fresh(&pg);
+        let dbs: Vec<SlashingDb> = (0..HANDLES)
+            .map(|_| open(&url, OpenOptions::default()).expect("open"))
+            .collect();
+        // Even rounds: all bind GVR; odd rounds: half bind GVR, half another root.
+        let roots: Vec<[u8; 32]> = (0..HANDLES)
+            .map(|i| {
+                if round % 2 == 1 && i % 2 == 1 {
+                    [6u8; 32]
+                } else {
+                    GVR
+                }
+            })
+            .collect();
+        let barrier = Arc::new(std::sync::Barrier::new(HANDLES));
+        let results: Vec<Result<(), DbError>> = std::thread::scope(|s| {
+            let joins: Vec<_> = dbs
+                .iter()
+                .zip(&roots)
+                .map(|(db, root)| {
+                    let barrier = Arc::clone(&barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        db.bind_genesis_validators_root(*root)
+                    })
+                })
+                .collect();
+            joins.into_iter().map(|j| j.join().expect("join")).collect()
+        });
+        let bound = dbs[0]
+            .genesis_validators_root()
+            .expect("read")
+            .expect("bound");
+        for ((result, root), db) in results.iter().zip(&roots).zip(&dbs) {
+            if *root == bound {
+                assert!(result.is_ok(), "round {round}: {result:?}");
+            } else {
+                assert!(
+                    matches!(result, Err(DbError::GenesisValidatorsRootMismatch { .. })),
+                    "round {round}: {result:?}"
+                );
+            }
+            assert!(
+                matches!(db.health(), Health::Up),
+                "round {round}: a lost race reported the database DOWN: {:?}",
+                db.health()
+            );
+        }
+    }
+}

@@ -87,6 +87,9 @@ pub use types::{
 pub use web3signer::{Web3SignerError, Web3SignerImport, WEB3SIGNER_SCHEMA_VERSION};
 use writer::{Command, Reply, SignOp, Writer};
 
+/// How often a genesis-root binding that lost a race with another instance is retried.
+const BIND_RETRIES: usize = 5;
+
 struct Inner {
     tx: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
@@ -296,7 +299,22 @@ impl SlashingDb {
 
     /// Binds the database to `root` if it is unbound; fails with
     /// [`DbError::GenesisValidatorsRootMismatch`] if it is bound to another one.
+    ///
+    /// Several instances on one fresh PostgreSQL database may bind at the same moment
+    /// (at start-up, or on their first requests): the one that loses the race sees a
+    /// conflict, which is retried here (the retry reads the root the winner bound: the same
+    /// one is success, another one a mismatch), and is not a database failure.
     pub fn bind_genesis_validators_root(&self, root: [u8; 32]) -> Result<(), DbError> {
+        let mut attempt = 0;
+        loop {
+            match self.bind_genesis_validators_root_once(root) {
+                Err(e) if e.is_conflict() && attempt < BIND_RETRIES => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    fn bind_genesis_validators_root_once(&self, root: [u8; 32]) -> Result<(), DbError> {
         self.admin(move |w| {
             w.in_transaction(
                 |rec| match rec.meta()?.gvr {
@@ -308,7 +326,7 @@ impl SlashingDb {
                     None => rec.bind_gvr(&root),
                 },
                 |e| match e {
-                    DbError::GenesisValidatorsRootMismatch { .. } => None,
+                    DbError::GenesisValidatorsRootMismatch { .. } | DbError::Conflict(_) => None,
                     e => Some(e.to_string()),
                 },
             )
