@@ -133,6 +133,8 @@ fn signing_queue(
         background_concurrency = limits.background_concurrency,
         depth = limits.depth,
         per_client = limits.per_client,
+        refusal_burst = limits.refusals.burst,
+        refusal_rate = limits.refusals.rate,
         "signing queue"
     );
     Ok(SigningQueue::new(limits, Some(queue_metrics)))

@@ -127,6 +127,7 @@ fn help_is_complete() {
         "--log-format",
         "--queue-concurrency",
         "--queue-per-client",
+        "--queue-refusal-rate",
         "KEYGUARD_NETWORK",
     ] {
         assert!(help.contains(flag), "run --help mentions {flag}");

@@ -2,8 +2,10 @@
 //! of concurrent RANDAO reveals and attestations for unknown keys while a second client
 //! signs attestations. The second client's attestations are all signed; the flooder gets
 //! 503 with `Retry-After` and a JSON message (never 412) once over its share of the
-//! queue, and is still served some of the time. Nothing here asserts on latency
-//! (`keyguard-load flood` measures it); the timeouts only catch a hang.
+//! queue, and is still served some of the time. Then the tarpit: a client flooding
+//! unknown keys only (answered at once, so never queued) has its 404s delayed, and they
+//! still arrive, while the second client's attestations are signed. Nothing here asserts
+//! on latency (`keyguard-load flood` measures it); the timeouts only catch a hang.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,9 +20,10 @@ const FLOOD_WORKERS: usize = 300;
 const VICTIM_ATTESTATIONS: u64 = 40;
 
 /// A small queue (2 running, 1 of them background; 32 waiting, and one client may take
-/// all 32, so only priority and displacement keep the victim's requests in) and two
-/// clients known by bearer token, both connecting from 127.0.0.1 (told apart by identity).
-fn start(tmp: &tempfile::TempDir) -> KeyguardProcess {
+/// all 32, so only priority and displacement keep the victim's requests in), with the
+/// cheap-refusal settings `refusals` (TOML lines of `[queue]`), and two clients known by
+/// bearer token, both connecting from 127.0.0.1 (told apart by identity).
+fn start(tmp: &tempfile::TempDir, refusals: &str) -> KeyguardProcess {
     use std::os::unix::fs::PermissionsExt;
     let token_file = |name: &str, token: &str| {
         let path = tmp.path().join(format!("{name}.token"));
@@ -34,6 +37,7 @@ fn start(tmp: &tempfile::TempDir) -> KeyguardProcess {
          [keys]\ninterop_keys = 8\n\
          [slashing]\nenabled = true\n\
          [queue]\nconcurrency = 2\nbackground_concurrency = 1\ndepth = 32\nper_client = 32\n\
+         {refusals}\n\
          [[access.clients]]\nname = \"victim\"\ntoken_file = \"{victim}\"\n\
          [[access.clients]]\nname = \"flooder\"\ntoken_file = \"{flooder}\"\n",
         data = tmp.path().join("data").display(),
@@ -107,7 +111,8 @@ async fn flood_once(
 #[test]
 fn a_flooding_client_cannot_keep_another_clients_attestations_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let kg = start(&tmp);
+    // The tarpit off: this test is about the queue (delayed 404s would thin the flood).
+    let kg = start(&tmp, "refusal_rate = 0");
     let keys = kg.public_keys().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -239,4 +244,174 @@ async fn flood_and_sign(url: &str, flood_key: &str, victim_key: &str) -> FloodAn
         "the victim's attestations: {victim_statuses:?}"
     );
     Arc::into_inner(answers).unwrap_or_default()
+}
+
+/// What the unknown-key flooder's requests got.
+#[derive(Default)]
+struct RefusalAnswers {
+    /// 404 with a JSON `message`.
+    not_found: AtomicU64,
+    /// 503 with `Retry-After: 1`: the flood's first burst, before it is tarpitted, finds
+    /// its share of the (small) queue full.
+    shed: AtomicU64,
+    /// Anything else (a 404 without its message, a 412, a dropped connection...).
+    other: AtomicU64,
+    /// The first of those, for the failure message.
+    first_other: std::sync::Mutex<Option<String>>,
+}
+
+#[test]
+fn an_unknown_key_flooder_is_tarpitted_while_another_clients_attestations_are_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Few free refusals, so the flood is tarpitted within a second.
+    let kg = start(&tmp, "refusal_burst = 50\nrefusal_rate = 20");
+    let keys = kg.public_keys().unwrap();
+    let tarpitted = || metric(&kg, "keyguard_signing_queue_tarpitted_total");
+    assert_eq!(tarpitted(), 0.0, "the counter exists at zero");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers = runtime.block_on(refusal_flood_and_sign(&kg.url, &kg.metrics_url, &keys[1]));
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let (not_found, shed, other) = (
+        get(&answers.not_found),
+        get(&answers.shed),
+        get(&answers.other),
+    );
+    let held = tarpitted();
+    let first_other = answers.first_other.lock().unwrap().clone();
+    eprintln!(
+        "flooder: {not_found} unknown key (404), {shed} shed (503), {other} other; \
+         {held} tarpitted"
+    );
+    assert_eq!(
+        other, 0,
+        "every refusal is a 404 with a JSON message or a 503; first other: {first_other:?}"
+    );
+    assert!(held > 0.0, "the flood was never tarpitted");
+    // Every tarpitted request was answered (the workers are done): its 404 arrived late.
+    assert!(
+        not_found as f64 >= held,
+        "{not_found} answered, {held} tarpitted"
+    );
+    assert!(metric(&kg, "keyguard_signing_queue_tarpit_delay_seconds_total") > 0.0);
+}
+
+/// The value of the unlabelled series `name`.
+fn metric(kg: &KeyguardProcess, name: &str) -> f64 {
+    let metrics = kg.metrics().unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {name} in:\n{metrics}"))
+}
+
+/// Floods unknown keys from one client; once it is tarpitted, the other client signs its
+/// attestations one after another, all of which must be signed; returns what the flooder
+/// got.
+async fn refusal_flood_and_sign(url: &str, metrics_url: &str, victim_key: &str) -> RefusalAnswers {
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(FLOOD_WORKERS)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(RefusalAnswers::default());
+    let next = Arc::new(AtomicU64::new(0));
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD_WORKERS {
+        let (client, url) = (client.clone(), url.to_string());
+        let (stop, answers, next) = (Arc::clone(&stop), Arc::clone(&answers), Arc::clone(&next));
+        flood.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                refuse_once(&client, &url, i, &answers).await;
+            }
+        });
+    }
+    // The flood is under way once it is tarpitted (the hang guard: a minute).
+    let tarpitted = || async {
+        let text = client
+            .get(format!("{metrics_url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("keyguard_signing_queue_tarpitted_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    let mut tarpitted_before = 0.0;
+    for _ in 0..1200 {
+        tarpitted_before = tarpitted().await;
+        if tarpitted_before > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tarpitted_before > 0.0, "the flood was never tarpitted");
+
+    for epoch in 1..=VICTIM_ATTESTATIONS {
+        let response = client
+            .post(format!("{url}/api/v1/eth2/sign/{victim_key}"))
+            .bearer_auth(VICTIM_TOKEN)
+            .header("Accept", "application/json")
+            .body(requests::attestation(epoch - 1, epoch, 3))
+            .send()
+            .await
+            .expect("the victim's request was answered");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "the victim's attestation {epoch}: {body}");
+        assert!(body["signature"].is_string(), "{body}");
+    }
+    let tarpitted_during = tarpitted().await - tarpitted_before;
+    stop.store(true, Ordering::Relaxed);
+    flood.join_all().await;
+    assert!(
+        tarpitted_during > 0.0,
+        "the flood was not tarpitted while the victim signed"
+    );
+    Arc::into_inner(answers).unwrap_or_default()
+}
+
+/// One flooder request: an attestation for an unknown key (a fresh one each time).
+async fn refuse_once(client: &reqwest::Client, url: &str, i: u64, answers: &RefusalAnswers) {
+    let mut unknown = [0xb0u8; 48];
+    unknown[..8].copy_from_slice(&i.to_le_bytes());
+    let response = client
+        .post(format!("{url}/api/v1/eth2/sign/0x{}", hex::encode(unknown)))
+        .bearer_auth(FLOOD_TOKEN)
+        .header("Accept", "application/json")
+        .body(requests::attestation(1, 2, 7))
+        .send()
+        .await;
+    let unexpected = match response {
+        Ok(r) if r.status().as_u16() == 404 => {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (!body["message"].is_string()).then(|| format!("404 without a message: {body}"))
+        }
+        Ok(r) if r.status().as_u16() == 503 && r.headers().contains_key("retry-after") => {
+            answers.shed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Ok(r) => Some(format!("status {}", r.status())),
+        Err(e) => Some(format!("no answer: {e:?}")),
+    };
+    match unexpected {
+        None => answers.not_found.fetch_add(1, Ordering::Relaxed),
+        Some(what) => {
+            answers.first_other.lock().unwrap().get_or_insert(what);
+            answers.other.fetch_add(1, Ordering::Relaxed)
+        }
+    };
 }

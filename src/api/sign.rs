@@ -2,7 +2,8 @@
 //! ([`crate::signer`]), which decides everything else. Every request first takes its turn
 //! in the signing queue ([`crate::signer::queue`]): by its type's priority, as its
 //! client (identity, or peer address if anonymous); a request shed there is answered 503
-//! before the pipeline sees it.
+//! before the pipeline sees it. A client over its allowance of cheap refusals (unknown
+//! key, scope, malformed) gets them late ([`crate::signer::queue`]'s tarpit).
 
 use std::sync::Arc;
 
@@ -38,18 +39,26 @@ pub async fn sign(
     let priority = body
         .as_ref()
         .map_or(Priority::Background, |b| Priority::of_body(b));
+    let client_key = ClientKey::of(&client, peer);
     // Held until the answer is decided: the next request starts when this one is done.
-    let _permit = match state
+    let permit = match state
         .signing_queue
-        .admit(ClientKey::of(&client, peer), priority)
+        .admit(client_key.clone(), priority)
         .await
     {
         Ok(permit) => permit,
         Err(shed) => return ApiError::from(shed).into_response(),
     };
-    match state.signer.sign(&client, &pubkey, body).await {
+    let outcome = state.signer.sign(&client, &pubkey, body).await;
+    drop(permit);
+    match outcome {
         Ok(signed) => signature_response(&headers, &signed.signature),
-        Err(err) => ApiError::from(err).into_response(),
+        Err(err) => {
+            // A client that keeps being refused cheaply waits for its answer, holding its
+            // connection but no place in the pipeline (the permit is gone).
+            state.signing_queue.hold_refusal(&client_key, &err).await;
+            ApiError::from(err).into_response()
+        }
     }
 }
 

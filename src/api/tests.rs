@@ -337,6 +337,7 @@ async fn an_overloaded_signer_sheds_with_503_and_retry_after_before_anything_is_
         background_concurrency: 1,
         depth: 1,
         per_client: 1,
+        ..QueueLimits::default()
     };
     let state = Arc::into_inner(state)
         .unwrap()
@@ -387,4 +388,77 @@ async fn an_overloaded_signer_sheds_with_503_and_retry_after_before_anything_is_
         &attestation_body(1, 2, 7),
         signed["signature"].as_str().unwrap(),
     );
+}
+
+/// The sum of the series of counter or gauge `name` in `registry`.
+fn metric_value(registry: &prometheus::Registry, name: &str) -> f64 {
+    let families = registry.gather();
+    let family = families.iter().find(|f| f.name() == name).unwrap();
+    family
+        .get_metric()
+        .iter()
+        .map(|m| m.get_counter().value() + m.get_gauge().value())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_client_over_its_refusals_is_answered_late_without_holding_a_queue_place() {
+    use crate::signer::queue::{QueueMetrics, RefusalLimits};
+    let Harness {
+        state,
+        pubkey,
+        _dir,
+    } = harness(true);
+    // One place in the pipeline; no free refusals, one a second after that.
+    let limits = QueueLimits {
+        concurrency: 1,
+        background_concurrency: 1,
+        refusals: RefusalLimits { burst: 0, rate: 1 },
+        ..QueueLimits::default()
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = QueueMetrics::register(&registry).unwrap();
+    let state = Arc::into_inner(state)
+        .unwrap()
+        .with_signing_queue(SigningQueue::new(limits, Some(metrics)));
+    let h = Harness {
+        state: Arc::new(state),
+        pubkey,
+        _dir,
+    };
+    let tarpitted = || metric_value(&registry, "keyguard_signing_queue_tarpitted_total");
+    assert_eq!(tarpitted(), 0.0);
+    let other = crate::keys::pubkey_hex(test_key(2).pubkey());
+    let refused = tokio::spawn(router(Arc::clone(&h.state), None).oneshot(post(
+        &format!("/api/v1/eth2/sign/{other}"),
+        randao_body(1),
+        Some("application/json"),
+    )));
+    while tarpitted() < 1.0 {
+        tokio::task::yield_now().await;
+    }
+    // Held (for a second), but its place in the pipeline is already free.
+    let running = metric_value(&registry, "keyguard_signing_queue_running");
+    assert!(!refused.is_finished(), "answered before its delay");
+    assert_eq!(running, 0.0, "the held request keeps its queue place");
+    // Another request is signed meanwhile (it is 200: not a refusal, never held).
+    let (status, _, body) = call(
+        &h,
+        None,
+        post(
+            &format!("/api/v1/eth2/sign/{}", h.pubkey),
+            attestation_body(1, 2, 7),
+            Some("application/json"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The held answer arrives, unchanged: 404 with a JSON message.
+    let resp = refused.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(message(std::str::from_utf8(&bytes).unwrap()).contains(&other));
+    assert_eq!(tarpitted(), 1.0);
 }

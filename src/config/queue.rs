@@ -19,6 +19,12 @@ pub struct QueueConfig {
     pub depth: usize,
     /// Most sign requests waiting from one client (identity, or address if anonymous).
     pub per_client: usize,
+    /// Cheap refusals (unknown key 404, scope or type 403, malformed 400/413) one client
+    /// gets at once before their answers are delayed.
+    pub refusal_burst: u32,
+    /// Cheap refusals one client gets per second after the burst; beyond, each answer waits
+    /// for its turn (at most 2 s). 0 turns the delay off.
+    pub refusal_rate: u32,
 }
 
 impl Default for QueueConfig {
@@ -34,6 +40,13 @@ impl Default for QueueConfig {
             // (server.max_connections_per_peer lets them connect).
             depth: 40_000,
             per_client: 30_000,
+            // An honest client is refused now and then: a key list gone stale by a few
+            // hundred keys costs one refusal per removed key and duty, at worst 500 keys
+            // asked every slot (6 s on minimal, 12 s on mainnet) = 83 a second, below the
+            // rate, and a registration burst for all of them fits in the burst. A flooder
+            // asks thousands a second and is slowed to its concurrency / 2 s.
+            refusal_burst: 1000,
+            refusal_rate: 100,
         }
     }
 }
@@ -89,6 +102,24 @@ pub struct QueueArgs {
         value_name = "N"
     )]
     pub queue_per_client: Option<usize>,
+    /// Cheap refusals (404 unknown key, 403, 400) one client gets at once before their
+    /// answers are delayed [queue.refusal_burst].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_QUEUE_REFUSAL_BURST",
+        value_name = "N"
+    )]
+    pub queue_refusal_burst: Option<u32>,
+    /// Cheap refusals one client gets per second after the burst; 0: never delayed
+    /// [queue.refusal_rate].
+    #[arg(
+        global = true,
+        long,
+        env = "KEYGUARD_QUEUE_REFUSAL_RATE",
+        value_name = "N"
+    )]
+    pub queue_refusal_rate: Option<u32>,
 }
 
 impl QueueArgs {
@@ -101,6 +132,8 @@ impl QueueArgs {
         );
         set(&mut c.depth, &self.queue_depth);
         set(&mut c.per_client, &self.queue_per_client);
+        set(&mut c.refusal_burst, &self.queue_refusal_burst);
+        set(&mut c.refusal_rate, &self.queue_refusal_rate);
     }
 }
 
@@ -114,6 +147,8 @@ mod tests {
         assert!(c.validate().is_ok());
         assert!(c.concurrency + c.per_client >= 20_000);
         assert!(c.concurrency + c.depth >= 20_000);
+        // 500 stale keys asked every 6 s slot are never slowed.
+        assert!(500 / 6 < c.refusal_rate && c.refusal_burst >= 500);
     }
 
     #[test]

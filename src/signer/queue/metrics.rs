@@ -1,11 +1,13 @@
 //! Metrics of the signing queue: requests waiting and running per priority, requests shed
-//! (answered 503) per reason, and time spent waiting. Every series exists (at zero) from
-//! start-up, so alerts and `rate()` work before the first event.
+//! (answered 503) per reason, time spent waiting, and cheap refusals tarpitted (counted
+//! and their delay summed). Every series exists (at zero) from start-up, so alerts and
+//! `rate()` work before the first event.
 
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use super::priority::Priority;
@@ -25,6 +27,8 @@ pub struct QueueMetrics {
     running: [IntGauge; 2],
     wait: [Histogram; 2],
     rejected: IntCounterVec,
+    tarpitted: IntCounter,
+    tarpit_seconds: Counter,
 }
 
 impl QueueMetrics {
@@ -64,6 +68,18 @@ impl QueueMetrics {
             .buckets(WAIT_BUCKETS.to_vec()),
             &["priority"],
         )?;
+        let tarpitted = IntCounter::new(
+            "keyguard_signing_queue_tarpitted_total",
+            "Sign requests refused cheaply (unknown key, out of scope, type not allowed, \
+             malformed) whose answer was delayed because their client exceeded \
+             queue.refusal_burst / queue.refusal_rate",
+        )?;
+        let tarpit_seconds = Counter::new(
+            "keyguard_signing_queue_tarpit_delay_seconds_total",
+            "Seconds the answers of tarpitted sign requests were delayed, in all",
+        )?;
+        registry.register(Box::new(tarpitted.clone()))?;
+        registry.register(Box::new(tarpit_seconds.clone()))?;
         registry.register(Box::new(waiting.clone()))?;
         registry.register(Box::new(running.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
@@ -77,6 +93,8 @@ impl QueueMetrics {
             running: [duty, background].map(|l| running.with_label_values(&[l])),
             wait: [duty, background].map(|l| wait.with_label_values(&[l])),
             rejected,
+            tarpitted,
+            tarpit_seconds,
         })
     }
 
@@ -92,6 +110,12 @@ impl QueueMetrics {
     /// A request was shed.
     pub(super) fn rejected(&self, shed: Shed) {
         self.rejected.with_label_values(&[shed.label()]).inc();
+    }
+
+    /// A refused request's answer is delayed by `delay`.
+    pub(super) fn tarpitted(&self, delay: Duration) {
+        self.tarpitted.inc();
+        self.tarpit_seconds.inc_by(delay.as_secs_f64());
     }
 
     /// A request of `priority` was admitted after waiting `waited`.
@@ -120,5 +144,10 @@ mod tests {
         assert_eq!(series("keyguard_signing_queue_running"), 2);
         assert_eq!(series("keyguard_signing_queue_rejected_total"), 3);
         assert_eq!(series("keyguard_signing_queue_wait_seconds"), 2);
+        assert_eq!(series("keyguard_signing_queue_tarpitted_total"), 1);
+        assert_eq!(
+            series("keyguard_signing_queue_tarpit_delay_seconds_total"),
+            1
+        );
     }
 }

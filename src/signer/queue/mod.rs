@@ -21,6 +21,10 @@
 //! slowed but never starved. Within a class, clients take turns ([`fair`]): one client's
 //! thousand waiting requests do not delay another client's one.
 //!
+//! **Cheap refusals.** A request refused in microseconds (unknown key, out of scope,
+//! malformed) never waits here long; a client that keeps sending them has its answers
+//! delayed instead, after its permit is released ([`tarpit`]).
+//!
 //! **Full queue.** A newcomer may push out the newest waiting request of the client with
 //! the most waiting in the lowest class, if that request is of a lower class, or of the
 //! same class and its client has more waiting than the newcomer's would: a flood fills the
@@ -29,6 +33,7 @@
 mod fair;
 mod metrics;
 mod priority;
+mod tarpit;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,9 +43,12 @@ use tokio::sync::oneshot;
 
 pub use metrics::QueueMetrics;
 pub use priority::{ClientKey, Priority};
+pub use tarpit::{RefusalLimits, MAX_DELAY as TARPIT_MAX_DELAY};
 
 use crate::config::QueueConfig;
+use crate::signer::SignError;
 use fair::FairQueue;
+use tarpit::Tarpit;
 
 /// Duty turns in a row while background requests wait, before one of those gets a turn.
 pub const DUTY_TURNS: usize = 16;
@@ -61,6 +69,8 @@ pub struct QueueLimits {
     pub depth: usize,
     /// Most requests waiting from one client.
     pub per_client: usize,
+    /// Cheap refusals a client gets before their answers are slowed ([`tarpit`]).
+    pub refusals: RefusalLimits,
 }
 
 impl QueueLimits {
@@ -71,6 +81,10 @@ impl QueueLimits {
             background_concurrency: config.background_concurrency,
             depth: config.depth,
             per_client: config.per_client,
+            refusals: RefusalLimits {
+                burst: config.refusal_burst,
+                rate: config.refusal_rate,
+            },
         }
     }
 }
@@ -122,6 +136,7 @@ pub struct SigningQueue {
     limits: QueueLimits,
     state: Mutex<State>,
     metrics: Option<QueueMetrics>,
+    tarpit: Tarpit,
 }
 
 /// A place in the pipeline, held until the request is answered; dropping it lets the
@@ -167,6 +182,7 @@ impl SigningQueue {
                 duty_turns: 0,
                 next_id: 0,
             }),
+            tarpit: Tarpit::new(limits.refusals, metrics.clone()),
             metrics,
         })
     }
@@ -230,6 +246,13 @@ impl SigningQueue {
         cancel.armed = false;
         // The sender is dropped unanswered only if the queue itself is gone.
         answer.unwrap_or(Err(Shed::QueueFull))
+    }
+
+    /// Holds the answer of `client`'s request that ended in `outcome` while `client` is
+    /// over its allowance of cheap refusals ([`tarpit`]). Call after the request's
+    /// [`Permit`] was dropped: a held request must not keep a place in the pipeline.
+    pub async fn hold_refusal(&self, client: &ClientKey, outcome: &SignError) {
+        self.tarpit.hold(client, outcome).await;
     }
 
     fn permit(self: &Arc<Self>, priority: Priority) -> Permit {

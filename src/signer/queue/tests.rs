@@ -11,6 +11,7 @@ fn limits(concurrency: usize, background: usize, depth: usize, per_client: usize
         background_concurrency: background,
         depth,
         per_client,
+        refusals: QueueLimits::default().refusals,
     }
 }
 
