@@ -64,6 +64,27 @@ pub fn keyguard_command(args: &[&str]) -> Output {
         .expect("cannot run keyguard")
 }
 
+/// Every record of the SQLite database in `data_dir` (on `network`), as
+/// `keyguard slashing export` prints it; panics with its stderr if the command fails.
+pub fn slashing_export(network: &str, data_dir: &Path) -> serde_json::Value {
+    let data = data_dir.to_str().expect("UTF-8 path");
+    let out = keyguard_command(&[
+        "slashing",
+        "export",
+        "--network",
+        network,
+        "--data-dir",
+        data,
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("export is JSON")
+}
+
 /// A running `keyguard run` process.
 pub struct KeyguardProcess {
     child: Child,
@@ -133,6 +154,22 @@ impl KeyguardProcess {
             .context("sign request")?
             .status();
         Ok(status.as_u16())
+    }
+
+    /// POSTs a sign request for `pubkey` (asking for JSON); returns the HTTP status and the
+    /// JSON body (a signature or an error message). Panics if the body is not JSON.
+    pub fn sign_json(&self, pubkey: &str, body: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/eth2/sign/{pubkey}", self.url))
+            .header("Accept", "application/json")
+            .body(body.to_string())
+            .send()
+            .expect("sign request");
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("answer body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
+        (status, json)
     }
 
     /// An error holding the log if the process has exited.

@@ -2,13 +2,10 @@
 //! genesis time is known, a far-future attestation or block is refused (400) and never
 //! recorded, and normal duties after it still sign.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use interop_tests::keyguard_process::{keyguard_command, KeyguardProcess};
+use interop_tests::keyguard_process::{slashing_export, KeyguardProcess};
 use interop_tests::requests;
-use reqwest::blocking::Client;
-use serde_json::Value;
 
 const NETWORK: &str = "config/networks/devnet-minimal.yaml";
 /// The devnet's slot length (`SECONDS_PER_SLOT: 1`) and slots per epoch (minimal).
@@ -16,38 +13,6 @@ const SLOT_SECONDS: u64 = 1;
 const SLOTS_PER_EPOCH: u64 = 8;
 /// How far in the past the test chain started, in slots: "now" is about epoch 10000.
 const SLOTS_SINCE_GENESIS: u64 = 80_000;
-
-fn sign(kg: &KeyguardProcess, pubkey: &str, body: &str) -> (u16, Value) {
-    let resp = Client::new()
-        .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
-        .header("Accept", "application/json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
-    (status, json)
-}
-
-fn export(data: &Path) -> Value {
-    let out = keyguard_command(&[
-        "slashing",
-        "export",
-        "--network",
-        NETWORK,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "-",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn a_far_future_attestation_is_refused_and_not_recorded() {
@@ -79,8 +44,7 @@ fn a_far_future_attestation_is_refused_and_not_recorded() {
 
     // A vote for a target a million epochs ahead: refused, as a client error.
     let far_target = current_epoch + 1_000_000;
-    let (status, json) = sign(
-        &kg,
+    let (status, json) = kg.sign_json(
         &pk,
         &requests::attestation(current_epoch - 1, far_target, 1),
     );
@@ -92,25 +56,23 @@ fn a_far_future_attestation_is_refused_and_not_recorded() {
     );
     // A far-future block and RANDAO reveal too.
     let far_slot = SLOTS_SINCE_GENESIS + 10_000;
-    assert_eq!(sign(&kg, &pk, &requests::block_header(far_slot, 1)).0, 400);
-    assert_eq!(sign(&kg, &pk, &requests::randao(far_target)).0, 400);
+    assert_eq!(
+        kg.sign_json(&pk, &requests::block_header(far_slot, 1)).0,
+        400
+    );
+    assert_eq!(kg.sign_json(&pk, &requests::randao(far_target)).0, 400);
 
     // Normal duties still sign: the refused vote left nothing that surrounds them.
-    let (status, json) = sign(
-        &kg,
+    let (status, json) = kg.sign_json(
         &pk,
         &requests::attestation(current_epoch - 2, current_epoch - 1, 1),
     );
     assert_eq!(status, 200, "{json}");
-    let (status, json) = sign(
-        &kg,
-        &pk,
-        &requests::block_header(SLOTS_SINCE_GENESIS - 5, 1),
-    );
+    let (status, json) = kg.sign_json(&pk, &requests::block_header(SLOTS_SINCE_GENESIS - 5, 1));
     assert_eq!(status, 200, "{json}");
 
     kg.terminate(Duration::from_secs(20)).unwrap();
-    let exported = export(&data);
+    let exported = slashing_export(NETWORK, &data);
     let validator = &exported["data"][0];
     let targets: Vec<&str> = validator["signed_attestations"]
         .as_array()

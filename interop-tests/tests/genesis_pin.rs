@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use interop_tests::keyguard_process::{
-    free_port, keyguard_binary, keyguard_command, workspace_root, KeyguardProcess,
+    free_port, keyguard_binary, keyguard_command, slashing_export, workspace_root, KeyguardProcess,
 };
 use interop_tests::requests::{self, TEST_GVR};
 use keyguard::keys::{interop_secret, pubkey_hex, Kdf, KeySource, Keystore, ValidatorKey};
@@ -27,21 +27,6 @@ fn start(data: &Path, log_dir: &Path, extra: &[&str]) -> KeyguardProcess {
     let mut kg = KeyguardProcess::start(&args, log_dir).unwrap();
     kg.wait_healthy(Duration::from_secs(60)).unwrap();
     kg
-}
-
-/// Signs `body` with `pubkey`; the status and the JSON body.
-fn sign(kg: &KeyguardProcess, pubkey: &str, body: &str) -> (u16, Value) {
-    let resp = Client::new()
-        .post(format!("{}/api/v1/eth2/sign/{pubkey}", kg.url))
-        .header("Accept", "application/json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
-    (status, json)
 }
 
 /// `body` with its `fork_info` naming `root` instead of the test root.
@@ -83,25 +68,6 @@ fn voluntary_exit(epoch: u64) -> String {
         )
 }
 
-/// Every record of the database at `data`, as exported by `keyguard slashing export`.
-fn export(data: &Path) -> Value {
-    let out = keyguard_command(&[
-        "slashing",
-        "export",
-        "--network",
-        NETWORK,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "-",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn a_bogus_root_on_a_fresh_database_is_refused_and_binds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,7 +81,7 @@ fn a_bogus_root_on_a_fresh_database_is_refused_and_binds_nothing() {
 
     // Every type that carries fork_info, slashable or not, is refused with another root.
     for (name, body) in every_type() {
-        let (status, json) = sign(&kg, &pk, &with_root(&body, BOGUS_GVR));
+        let (status, json) = kg.sign_json(&pk, &with_root(&body, BOGUS_GVR));
         assert_eq!(status, 400, "{name}: {json}");
         let message = json["message"].as_str().unwrap_or_default();
         assert!(
@@ -125,11 +91,11 @@ fn a_bogus_root_on_a_fresh_database_is_refused_and_binds_nothing() {
     }
     // Then the right root signs blocks and attestations: nothing was bound by the bogus one.
     for (name, body) in every_type() {
-        let (status, json) = sign(&kg, &pk, &body);
+        let (status, json) = kg.sign_json(&pk, &body);
         assert_eq!(status, 200, "{name}: {json}");
     }
     kg.terminate(Duration::from_secs(20)).unwrap();
-    let exported = export(&data);
+    let exported = slashing_export(NETWORK, &data);
     assert_eq!(exported["metadata"]["genesis_validators_root"], TEST_GVR);
     // Only the good block and attestation were recorded.
     let records = &exported["data"][0];
@@ -156,16 +122,16 @@ fn an_unpinned_custom_network_is_bound_by_its_first_request_with_a_warning() {
         kg.log()
     );
     let pk = kg.public_keys().unwrap()[0].clone();
-    assert_eq!(sign(&kg, &pk, &requests::randao(1)).0, 200);
+    assert_eq!(kg.sign_json(&pk, &requests::randao(1)).0, 200);
     assert!(
         kg.log().contains("BOUND BY THE FIRST REQUEST"),
         "{}",
         kg.log()
     );
     // From then on another root is refused, also for non-slashable types.
-    let (status, json) = sign(&kg, &pk, &with_root(&requests::randao(2), BOGUS_GVR));
+    let (status, json) = kg.sign_json(&pk, &with_root(&requests::randao(2), BOGUS_GVR));
     assert_eq!(status, 400, "{json}");
-    assert_eq!(sign(&kg, &pk, &requests::attestation(1, 2, 1)).0, 200);
+    assert_eq!(kg.sign_json(&pk, &requests::attestation(1, 2, 1)).0, 200);
 }
 
 /// Runs `keyguard run ARGS` until it exits (at most 60 s); its status and standard error.
@@ -300,7 +266,10 @@ fn delete_export_carries_the_bound_root_and_a_key_without_records() {
         json!({ "keystores": [signed_ks, idle_ks], "passwords": ["pw-310", "pw-311"] }),
     );
     assert_eq!(status, 200, "{resp}");
-    assert_eq!(sign(&a, &signed_pk, &requests::block_header(30, 1)).0, 200);
+    assert_eq!(
+        a.sign_json(&signed_pk, &requests::block_header(30, 1)).0,
+        200
+    );
 
     let (status, resp) = keymanager(
         &a,
@@ -350,10 +319,19 @@ fn delete_export_carries_the_bound_root_and_a_key_without_records() {
         .collect();
     assert_eq!(statuses, ["imported", "imported"], "{resp}");
     // The import bound b to the export's root: the history holds, other roots are refused.
-    assert_eq!(sign(&b, &signed_pk, &requests::block_header(30, 2)).0, 412);
-    assert_eq!(sign(&b, &signed_pk, &requests::block_header(31, 1)).0, 200);
-    assert_eq!(sign(&b, &idle_pk, &requests::attestation(1, 2, 1)).0, 200);
-    let (status, json) = sign(&b, &idle_pk, &with_root(&requests::randao(1), BOGUS_GVR));
+    assert_eq!(
+        b.sign_json(&signed_pk, &requests::block_header(30, 2)).0,
+        412
+    );
+    assert_eq!(
+        b.sign_json(&signed_pk, &requests::block_header(31, 1)).0,
+        200
+    );
+    assert_eq!(
+        b.sign_json(&idle_pk, &requests::attestation(1, 2, 1)).0,
+        200
+    );
+    let (status, json) = b.sign_json(&idle_pk, &with_root(&requests::randao(1), BOGUS_GVR));
     assert_eq!(status, 400, "{json}");
 }
 
