@@ -25,8 +25,8 @@ struct Extremes {
     /// The maxima that decide the common case.
     summary: Summary,
     /// Lowest recorded attestation source and target epoch (the attestation low
-    /// watermarks; kept here because attestations are clustered by group, not by
-    /// validator, so `MIN` would read the group's rows).
+    /// watermarks; kept here so that the rules read them without a query, and so that
+    /// surround scans that cannot match are skipped).
     lowest_source: Option<u64>,
     lowest_target: Option<u64>,
 }
@@ -89,6 +89,12 @@ impl Cache {
             recent_limit,
             ..Cache::default()
         };
+        cache.load_validators(conn)?;
+        cache.load_extremes(conn)?;
+        Ok(cache)
+    }
+
+    fn load_validators(&mut self, conn: &Connection) -> Result<(), DbError> {
         let mut stmt = conn.prepare("SELECT id, pubkey FROM validators")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -97,20 +103,19 @@ impl Cache {
             let pk: [u8; 48] = pk
                 .try_into()
                 .map_err(|_| DbError::Corrupt(format!("validator {id}: pubkey is not 48 bytes")))?;
-            cache.validators.insert(pk, id);
+            self.validators.insert(pk, id);
         }
+        Ok(())
+    }
+
+    /// Every validator's extremes, and the rows of each group's recent tier.
+    fn load_extremes(&mut self, conn: &Connection) -> Result<(), DbError> {
         let mut stmt = conn
             .prepare("SELECT validator_id, MAX(slot) FROM signed_blocks GROUP BY validator_id")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let vid: i64 = row.get(0)?;
-            let max: i64 = row.get(1)?;
-            cache
-                .extremes
-                .entry(vid)
-                .or_default()
-                .summary
-                .max_block_slot = Some(dec(max));
+            let e = self.extremes.entry(row.get(0)?).or_default();
+            e.summary.max_block_slot = Some(dec(row.get(1)?));
         }
         // Per-validator tier: in key order, so grouping needs no sort.
         let mut stmt = conn.prepare(
@@ -119,8 +124,7 @@ impl Cache {
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let vid: i64 = row.get(0)?;
-            let e = cache.extremes.entry(vid).or_default();
+            let e = self.extremes.entry(row.get(0)?).or_default();
             *e = e
                 .with_attestation(dec(row.get(1)?), dec(row.get(3)?))
                 .with_attestation(dec(row.get(2)?), dec(row.get(4)?));
@@ -130,12 +134,11 @@ impl Cache {
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let vid: i64 = row.get(1)?;
-            let e = cache.extremes.entry(vid).or_default();
+            let e = self.extremes.entry(row.get(1)?).or_default();
             *e = e.with_attestation(dec(row.get(2)?), dec(row.get(3)?));
-            cache.add_recent(row.get(0)?, 1);
+            self.add_recent(row.get(0)?, 1);
         }
-        Ok(cache)
+        Ok(())
     }
 
     /// Counts `n` rows added to `group`'s recent tier.
