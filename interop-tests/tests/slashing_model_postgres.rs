@@ -6,7 +6,9 @@
 #[path = "../../slashing-db/tests/model_rules/mod.rs"]
 mod model_rules;
 
-use model_rules::{check_concurrent, check_sequential, op, Op};
+use model_rules::{
+    check_concurrent, check_concurrent_among, check_sequential, check_sequential_among, op, Op,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use slashing_db::{DatabaseLocation, OpenOptions, SlashingDb};
@@ -57,5 +59,25 @@ fn concurrent_answers_are_safe_on_postgres() {
         "concurrent_answers_are_safe_on_postgres",
         80,
         check_concurrent,
+    );
+}
+
+/// Other validators' records beside the ones under test never decide their answers.
+#[test]
+fn sequential_answers_match_the_model_among_peers_on_postgres() {
+    run(
+        "sequential_answers_match_the_model_among_peers_on_postgres",
+        50,
+        |db, ops| check_sequential_among(db, 8, ops),
+    );
+}
+
+/// The concurrent property beside other validators' records.
+#[test]
+fn concurrent_answers_are_safe_among_peers_on_postgres() {
+    run(
+        "concurrent_answers_are_safe_among_peers_on_postgres",
+        80,
+        |db, ops| check_concurrent_among(db, 8, ops),
     );
 }

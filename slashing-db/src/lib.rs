@@ -8,7 +8,11 @@
 //! * One SQLite file per keyguard, opened in WAL mode with `synchronous=FULL` (read back,
 //!   refused otherwise) and `locking_mode=EXCLUSIVE` (a second process, or a second handle
 //!   in this process, gets [`DbError::InUse`]). The schema is versioned with
-//!   `PRAGMA user_version` and migrated at open.
+//!   `PRAGMA user_version` and migrated at open. New attestations go to a short recent
+//!   tier clustered by groups of 64 consecutive validator ids and then by target (one
+//!   epoch's records of a group share a page, so a group commit writes few WAL frames),
+//!   and move in bulk to a per-validator tier as they age; per-validator extremes (maxima
+//!   and low watermarks) are held in memory.
 //! * One writer thread owns the connection. Check-and-record requests are queued (bounded
 //!   queue), and the writer drains up to [`OpenOptions::max_batch`] of them into ONE
 //!   transaction (group commit): each is checked against the committed state plus the
@@ -131,7 +135,7 @@ impl SlashingDb {
     /// Opens (creating if needed) the SQLite database at `path`, takes its exclusive lock
     /// and starts the writer thread.
     pub fn open(path: &Path, options: OpenOptions) -> Result<SlashingDb, DbError> {
-        let backend = sqlite::SqliteBackend::open(path)?;
+        let backend = sqlite::SqliteBackend::open(path, options.sqlite_recent_rows_per_group)?;
         Self::start(Box::new(backend), options)
     }
 

@@ -61,6 +61,10 @@ pub struct OpenOptions {
     /// PostgreSQL only: the password, when it is not in the URL (from
     /// `slashing.database_password_file` or `KEYGUARD_SLASHING_DATABASE_PASSWORD`).
     pub password: Option<zeroize::Zeroizing<String>>,
+    /// SQLite only: how many rows a group of 64 validators keeps in the recent tier of
+    /// attestations before the oldest half moves to the per-validator tier (at least 2).
+    /// Larger: fewer, bigger moves; smaller: cheaper rare-path scans of the recent tier.
+    pub sqlite_recent_rows_per_group: usize,
 }
 
 impl Default for OpenOptions {
@@ -72,6 +76,7 @@ impl Default for OpenOptions {
             pacer: None,
             allow_async_commit: false,
             password: None,
+            sqlite_recent_rows_per_group: crate::sqlite::DEFAULT_RECENT_ROWS_PER_GROUP,
         }
     }
 }
@@ -85,6 +90,10 @@ impl std::fmt::Debug for OpenOptions {
             .field("pacer", &self.pacer.is_some())
             .field("allow_async_commit", &self.allow_async_commit)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "sqlite_recent_rows_per_group",
+                &self.sqlite_recent_rows_per_group,
+            )
             .finish()
     }
 }

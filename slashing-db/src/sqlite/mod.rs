@@ -1,11 +1,13 @@
 //! The SQLite backend: one file, opened with an exclusive lock (this process is the only
-//! writer), so the in-memory [`Cache`] (validator ids, the genesis binding, the kill switch
-//! and every validator's [`Summary`]) is authoritative. It is reloaded after any
-//! transaction that did not commit, so it never holds anything uncommitted.
+//! writer), so the in-memory [`Cache`] (validator ids, the genesis binding, the kill switch,
+//! every validator's [`Extremes`] and the size of each attestation group's recent tier) is
+//! authoritative. It is reloaded after any transaction that did not commit, so it never
+//! holds anything uncommitted. Attestations are kept in two tiers: see [`attestations`].
 
+mod attestations;
 pub(crate) mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -14,33 +16,85 @@ use crate::error::DbError;
 use crate::records::{
     prune_range, Backend, Meta, PruneRange, Records, StoredRoot, Summary, Transaction, ValidatorId,
 };
-use schema::{dec, enc};
+pub(crate) use attestations::DEFAULT_RECENT_ROWS_PER_GROUP;
+use schema::{dec, enc, group_of};
+
+/// What the cache knows of one validator's records, exact as of the last statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Extremes {
+    /// The maxima that decide the common case.
+    summary: Summary,
+    /// Lowest recorded attestation source and target epoch (the attestation low
+    /// watermarks; kept here so that the rules read them without a query, and so that
+    /// surround scans that cannot match are skipped).
+    lowest_source: Option<u64>,
+    lowest_target: Option<u64>,
+}
+
+impl Extremes {
+    /// False when no record can have `source < s` and `target > t` (one surrounding
+    /// `s -> t`): the scan for it is skipped. Exact: it only compares with the extremes.
+    fn may_hold_surrounding(&self, s: u64, t: u64) -> bool {
+        self.lowest_source.is_some_and(|low| low < s)
+            && self.summary.max_target.is_some_and(|max| max > t)
+    }
+
+    /// False when no record can have `source > s` and `target < t` (one that `s -> t`
+    /// surrounds).
+    fn may_hold_surrounded(&self, s: u64, t: u64) -> bool {
+        self.summary.max_source.is_some_and(|max| max > s)
+            && self.lowest_target.is_some_and(|low| low < t)
+    }
+
+    /// After recording an attestation `source -> target`.
+    fn with_attestation(mut self, source: u64, target: u64) -> Extremes {
+        self.summary = self.summary.with_attestation(source, target);
+        self.lowest_source = Some(self.lowest_source.map_or(source, |m| m.min(source)));
+        self.lowest_target = Some(self.lowest_target.map_or(target, |m| m.min(target)));
+        self
+    }
+}
 
 /// State mirrored from the database.
 #[derive(Debug, Default)]
 struct Cache {
     /// pubkey -> validators.id
     validators: HashMap<[u8; 48], ValidatorId>,
-    /// validators.id -> maxima of its records (absent: no records).
-    summaries: HashMap<ValidatorId, Summary>,
+    /// validators.id -> extremes of its records (absent: no records).
+    extremes: HashMap<ValidatorId, Extremes>,
     meta: Meta,
+    /// Attestation group -> rows it holds in the recent tier.
+    recent_rows: HashMap<i64, usize>,
+    /// The groups holding `recent_limit` rows or more: compacted before the next commit.
+    full_groups: BTreeSet<i64>,
+    /// See [`attestations::DEFAULT_RECENT_ROWS_PER_GROUP`].
+    recent_limit: usize,
 }
 
 impl Cache {
     /// Reads the cached state from the database.
-    fn load(conn: &Connection) -> Result<Cache, DbError> {
+    fn load(conn: &Connection, recent_limit: usize) -> Result<Cache, DbError> {
         let (gvr, hw_slot, hw_epoch): (Option<Vec<u8>>, Option<i64>, Option<i64>) = conn
             .query_row(
                 "SELECT genesis_validators_root, high_watermark_slot, high_watermark_epoch FROM meta WHERE id = 0",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-        let meta = Meta {
-            gvr: gvr.map(to_root).transpose()?,
-            hw_slot: hw_slot.map(dec),
-            hw_epoch: hw_epoch.map(dec),
+        let mut cache = Cache {
+            meta: Meta {
+                gvr: gvr.map(to_root).transpose()?,
+                hw_slot: hw_slot.map(dec),
+                hw_epoch: hw_epoch.map(dec),
+            },
+            recent_limit,
+            ..Cache::default()
         };
-        let mut validators = HashMap::new();
+        cache.load_validators(conn)?;
+        cache.load_extremes(conn)?;
+        Ok(cache)
+    }
+
+    fn load_validators(&mut self, conn: &Connection) -> Result<(), DbError> {
         let mut stmt = conn.prepare("SELECT id, pubkey FROM validators")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -49,32 +103,63 @@ impl Cache {
             let pk: [u8; 48] = pk
                 .try_into()
                 .map_err(|_| DbError::Corrupt(format!("validator {id}: pubkey is not 48 bytes")))?;
-            validators.insert(pk, id);
+            self.validators.insert(pk, id);
         }
-        let mut summaries: HashMap<ValidatorId, Summary> = HashMap::new();
+        Ok(())
+    }
+
+    /// Every validator's extremes, and the rows of each group's recent tier.
+    fn load_extremes(&mut self, conn: &Connection) -> Result<(), DbError> {
         let mut stmt = conn
             .prepare("SELECT validator_id, MAX(slot) FROM signed_blocks GROUP BY validator_id")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let vid: i64 = row.get(0)?;
-            let max: i64 = row.get(1)?;
-            summaries.entry(vid).or_default().max_block_slot = Some(dec(max));
+            let e = self.extremes.entry(row.get(0)?).or_default();
+            e.summary.max_block_slot = Some(dec(row.get(1)?));
         }
+        // Per-validator tier: in key order, so grouping needs no sort.
         let mut stmt = conn.prepare(
-            "SELECT validator_id, MAX(source_epoch), MAX(target_epoch) FROM signed_attestations GROUP BY validator_id",
+            "SELECT validator_id, MIN(source_epoch), MAX(source_epoch), MIN(target_epoch), MAX(target_epoch)
+             FROM signed_attestations GROUP BY validator_id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let vid: i64 = row.get(0)?;
-            let s = summaries.entry(vid).or_default();
-            s.max_source = Some(dec(row.get(1)?));
-            s.max_target = Some(dec(row.get(2)?));
+            let e = self.extremes.entry(row.get(0)?).or_default();
+            *e = e
+                .with_attestation(dec(row.get(1)?), dec(row.get(3)?))
+                .with_attestation(dec(row.get(2)?), dec(row.get(4)?));
         }
-        Ok(Cache {
-            validators,
-            summaries,
-            meta,
-        })
+        let mut stmt = conn.prepare(
+            "SELECT vgroup, validator_id, source_epoch, target_epoch FROM recent_attestations",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let e = self.extremes.entry(row.get(1)?).or_default();
+            *e = e.with_attestation(dec(row.get(2)?), dec(row.get(3)?));
+            self.add_recent(row.get(0)?, 1);
+        }
+        Ok(())
+    }
+
+    /// Counts `n` rows added to `group`'s recent tier.
+    fn add_recent(&mut self, group: i64, n: usize) {
+        let rows = self.recent_rows.entry(group).or_default();
+        *rows += n;
+        if *rows >= self.recent_limit {
+            self.full_groups.insert(group);
+        }
+    }
+
+    /// Counts `n` rows gone from `group`'s recent tier (deleted or moved).
+    fn remove_recent(&mut self, group: i64, n: usize) {
+        let rows = self.recent_rows.entry(group).or_default();
+        *rows = rows.saturating_sub(n);
+        if *rows < self.recent_limit {
+            self.full_groups.remove(&group);
+        }
+        if *rows == 0 {
+            self.recent_rows.remove(&group);
+        }
     }
 }
 
@@ -103,9 +188,13 @@ pub(crate) struct SqliteBackend {
 
 impl SqliteBackend {
     /// Opens (creating and migrating if needed) the file and takes its exclusive lock.
-    pub(crate) fn open(path: &Path) -> Result<SqliteBackend, DbError> {
+    /// `recent_rows_per_group`: see [`DEFAULT_RECENT_ROWS_PER_GROUP`] (at least 2).
+    pub(crate) fn open(
+        path: &Path,
+        recent_rows_per_group: usize,
+    ) -> Result<SqliteBackend, DbError> {
         let conn = schema::open_connection(path)?;
-        let cache = Cache::load(&conn)?;
+        let cache = Cache::load(&conn, recent_rows_per_group.max(2))?;
         Ok(SqliteBackend {
             conn,
             cache,
@@ -118,7 +207,7 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     fn begin(&mut self) -> Result<Box<dyn Transaction + '_>, DbError> {
         if self.stale {
-            self.cache = Cache::load(&self.conn)?;
+            self.cache = Cache::load(&self.conn, self.cache.recent_limit)?;
             self.stale = false;
         }
         let tx = self
@@ -130,6 +219,7 @@ impl Backend for SqliteBackend {
             tx,
             cache: &mut self.cache,
             stale: &mut self.stale,
+            inserted: 0,
         }))
     }
 
@@ -147,37 +237,78 @@ struct SqliteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     cache: &'a mut Cache,
     stale: &'a mut bool,
+    /// Attestations recorded in this transaction (they set the compaction budget).
+    inserted: usize,
 }
 
 impl SqliteTx<'_> {
-    /// Recomputes a validator's summary after a deletion.
-    fn refresh_summary(&mut self, vid: ValidatorId) -> Result<(), DbError> {
+    /// The cached extremes of a validator's records (all `None`: no records).
+    fn extremes(&self, vid: ValidatorId) -> Extremes {
+        self.cache.extremes.get(&vid).copied().unwrap_or_default()
+    }
+
+    /// Recomputes a validator's extremes after a deletion.
+    fn refresh_extremes(&mut self, vid: ValidatorId) -> Result<(), DbError> {
         let max_block: Option<i64> = self
             .tx
             .prepare_cached("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1")?
             .query_row(params![vid], |r| r.get(0))?;
-        let (s, t): (Option<i64>, Option<i64>) = self
-            .tx
-            .prepare_cached(
-                "SELECT MAX(source_epoch), MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-            )?
-            .query_row(params![vid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let summary = Summary {
-            max_block_slot: max_block.map(dec),
-            max_source: s.map(dec),
-            max_target: t.map(dec),
-        };
-        if summary == Summary::default() {
-            self.cache.summaries.remove(&vid);
+        let mut extremes = Extremes::default();
+        extremes.summary.max_block_slot = max_block.map(dec);
+        if let Some((min_s, max_s, min_t, max_t)) = attestations::bounds(&self.tx, vid)? {
+            extremes = extremes
+                .with_attestation(min_s, min_t)
+                .with_attestation(max_s, max_t);
+        }
+        if extremes == Extremes::default() {
+            self.cache.extremes.remove(&vid);
         } else {
-            self.cache.summaries.insert(vid, summary);
+            self.cache.extremes.insert(vid, extremes);
+        }
+        Ok(())
+    }
+
+    /// Deletes attestations of `vid` (through `target`, or all) and refreshes the cache.
+    fn delete_attestations(
+        &mut self,
+        vid: ValidatorId,
+        target: Option<u64>,
+    ) -> Result<usize, DbError> {
+        let deleted = attestations::delete_through(&self.tx, vid, target)?;
+        self.cache.remove_recent(group_of(vid), deleted.recent);
+        let n = deleted.older + deleted.recent;
+        if n > 0 {
+            self.refresh_extremes(vid)?;
+        }
+        Ok(n)
+    }
+
+    /// Moves the oldest half of full groups' recent rows to the per-validator tier: at
+    /// least as many rows as this transaction recorded, so the recent tier cannot outgrow
+    /// its bound under any load, plus one group's half (the backlog of idle periods).
+    fn compact(&mut self) -> Result<(), DbError> {
+        let half = self.cache.recent_limit / 2;
+        let budget = self.inserted + half;
+        let mut moved = 0;
+        while moved < budget {
+            let Some(group) = self.cache.full_groups.first().copied() else {
+                break;
+            };
+            let n = attestations::compact_group(&self.tx, group, half)?;
+            if n == 0 {
+                // Not full after all (cannot happen with an exact cache): stop retrying it.
+                self.cache.full_groups.remove(&group);
+            }
+            self.cache.remove_recent(group, n);
+            moved += n;
         }
         Ok(())
     }
 }
 
 impl Transaction for SqliteTx<'_> {
-    fn commit(self: Box<Self>) -> Result<(), DbError> {
+    fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        self.compact()?;
         let SqliteTx { tx, stale, .. } = *self;
         tx.commit()?;
         *stale = false;
@@ -236,7 +367,12 @@ impl Records for SqliteTx<'_> {
     }
 
     fn summary(&mut self, vid: ValidatorId) -> Result<Summary, DbError> {
-        Ok(self.cache.summaries.get(&vid).copied().unwrap_or_default())
+        Ok(self
+            .cache
+            .extremes
+            .get(&vid)
+            .map(|e| e.summary)
+            .unwrap_or_default())
     }
 
     fn block_at(&mut self, vid: ValidatorId, slot: u64) -> Result<Option<StoredRoot>, DbError> {
@@ -281,8 +417,8 @@ impl Records for SqliteTx<'_> {
                 "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![vid, enc(slot), root.as_ref().map(|r| &r[..])])?;
-        let summary = self.cache.summaries.entry(vid).or_default();
-        *summary = summary.with_block(slot);
+        let e = self.cache.extremes.entry(vid).or_default();
+        e.summary = e.summary.with_block(slot);
         Ok(())
     }
 
@@ -311,7 +447,7 @@ impl Records for SqliteTx<'_> {
             .prepare_cached("DELETE FROM signed_blocks WHERE validator_id = ?1 AND slot < ?2")?
             .execute(params![vid, enc(slot)])?;
         if n > 0 {
-            self.refresh_summary(vid)?;
+            self.refresh_extremes(vid)?;
         }
         Ok(n)
     }
@@ -320,7 +456,7 @@ impl Records for SqliteTx<'_> {
         self.tx
             .prepare_cached("DELETE FROM signed_blocks WHERE validator_id = ?1")?
             .execute(params![vid])?;
-        self.refresh_summary(vid)
+        self.refresh_extremes(vid)
     }
 
     fn attestation_at_target(
@@ -328,16 +464,7 @@ impl Records for SqliteTx<'_> {
         vid: ValidatorId,
         target: u64,
     ) -> Result<Option<(u64, StoredRoot)>, DbError> {
-        let found: Option<(i64, Option<Vec<u8>>)> = self
-            .tx
-            .prepare_cached(
-                "SELECT source_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2",
-            )?
-            .query_row(params![vid, enc(target)], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        found
-            .map(|(s, root)| Ok((dec(s), to_stored_root(root)?)))
-            .transpose()
+        attestations::at_target(&self.tx, vid, target)
     }
 
     fn record_surrounding(
@@ -346,17 +473,10 @@ impl Records for SqliteTx<'_> {
         s: u64,
         t: u64,
     ) -> Result<Option<(u64, u64)>, DbError> {
-        // Driven by the target (few records lie above a new target); the unary `+` keeps
-        // SQLite off the source index for this query.
-        let found: Option<(i64, i64)> = self
-            .tx
-            .prepare_cached(
-                "SELECT source_epoch, target_epoch FROM signed_attestations
-                 WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2 LIMIT 1",
-            )?
-            .query_row(params![vid, enc(s), enc(t)], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(found.map(|(s, t)| (dec(s), dec(t))))
+        if !self.extremes(vid).may_hold_surrounding(s, t) {
+            return Ok(None);
+        }
+        attestations::surrounding(&self.tx, vid, s, t)
     }
 
     fn record_surrounded(
@@ -365,50 +485,22 @@ impl Records for SqliteTx<'_> {
         s: u64,
         t: u64,
     ) -> Result<Option<(u64, u64)>, DbError> {
-        let found: Option<(i64, i64)> = self
-            .tx
-            .prepare_cached(
-                "SELECT source_epoch, target_epoch FROM signed_attestations INDEXED BY signed_attestations_by_source
-                 WHERE validator_id = ?1 AND source_epoch > ?2 AND +target_epoch < ?3 LIMIT 1",
-            )?
-            .query_row(params![vid, enc(s), enc(t)], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(found.map(|(s, t)| (dec(s), dec(t))))
+        if !self.extremes(vid).may_hold_surrounded(s, t) {
+            return Ok(None);
+        }
+        attestations::surrounded(&self.tx, vid, s, t)
     }
 
     fn lowest_source_and_target(
         &mut self,
         vid: ValidatorId,
     ) -> Result<(Option<u64>, Option<u64>), DbError> {
-        let lowest_source: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT MIN(source_epoch) FROM signed_attestations INDEXED BY signed_attestations_by_source WHERE validator_id = ?1",
-            )?
-            .query_row(params![vid], |r| r.get(0))?;
-        let lowest_target: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = ?1",
-            )?
-            .query_row(params![vid], |r| r.get(0))?;
-        Ok((lowest_source.map(dec), lowest_target.map(dec)))
+        let e = self.extremes(vid);
+        Ok((e.lowest_source, e.lowest_target))
     }
 
     fn attestations(&mut self, vid: ValidatorId) -> Result<Vec<(u64, u64, StoredRoot)>, DbError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?1 ORDER BY target_epoch",
-        )?;
-        let mut rows = stmt.query(params![vid])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push((
-                dec(row.get(0)?),
-                dec(row.get(1)?),
-                to_stored_root(row.get(2)?)?,
-            ));
-        }
-        Ok(out)
+        attestations::all(&self.tx, vid)
     }
 
     fn attestation_root(
@@ -417,14 +509,7 @@ impl Records for SqliteTx<'_> {
         source: u64,
         target: u64,
     ) -> Result<Option<StoredRoot>, DbError> {
-        let found: Option<Option<Vec<u8>>> = self
-            .tx
-            .prepare_cached(
-                "SELECT signing_root FROM signed_attestations WHERE validator_id = ?1 AND target_epoch = ?2 AND source_epoch = ?3",
-            )?
-            .query_row(params![vid, enc(target), enc(source)], |r| r.get(0))
-            .optional()?;
-        found.map(to_stored_root).transpose()
+        attestations::root_of(&self.tx, vid, source, target)
     }
 
     fn insert_attestation(
@@ -434,18 +519,11 @@ impl Records for SqliteTx<'_> {
         target: u64,
         root: StoredRoot,
     ) -> Result<(), DbError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                vid,
-                enc(source),
-                enc(target),
-                root.as_ref().map(|r| &r[..])
-            ])?;
-        let summary = self.cache.summaries.entry(vid).or_default();
-        *summary = summary.with_attestation(source, target);
+        attestations::insert(&self.tx, vid, source, target, root)?;
+        self.inserted += 1;
+        self.cache.add_recent(group_of(vid), 1);
+        let e = self.cache.extremes.entry(vid).or_default();
+        *e = e.with_attestation(source, target);
         Ok(())
     }
 
@@ -455,21 +533,7 @@ impl Records for SqliteTx<'_> {
         below_target: u64,
         limit: usize,
     ) -> Result<Option<PruneRange>, DbError> {
-        let (count, highest, highest_source): (i64, Option<i64>, Option<i64>) = self
-            .tx
-            .prepare_cached(
-                "SELECT COUNT(*), MAX(target_epoch), MAX(source_epoch) FROM (
-                     SELECT target_epoch, source_epoch FROM signed_attestations
-                     WHERE validator_id = ?1 AND target_epoch < ?2 ORDER BY target_epoch LIMIT ?3)",
-            )?
-            .query_row(params![vid, enc(below_target), limit_param(limit)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        Ok(prune_range(
-            count,
-            highest.map(dec),
-            highest_source.map(dec),
-        ))
+        attestations::oldest(&self.tx, vid, below_target, limit)
     }
 
     fn attestation_below_source_above_target(
@@ -478,17 +542,7 @@ impl Records for SqliteTx<'_> {
         source: u64,
         target: u64,
     ) -> Result<bool, DbError> {
-        // Driven by the source index: only the records below `source` are read (the ones
-        // about to be pruned, in a consistent history).
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT 1 FROM signed_attestations INDEXED BY signed_attestations_by_source
-                 WHERE validator_id = ?1 AND source_epoch < ?2 AND +target_epoch > ?3 LIMIT 1",
-            )?
-            .query_row(params![vid, enc(source), enc(target)], |_| Ok(()))
-            .optional()?
-            .is_some())
+        attestations::below_source_above_target(&self.tx, vid, source, target)
     }
 
     fn delete_attestations_through(
@@ -496,22 +550,13 @@ impl Records for SqliteTx<'_> {
         vid: ValidatorId,
         target: u64,
     ) -> Result<usize, DbError> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "DELETE FROM signed_attestations WHERE validator_id = ?1 AND target_epoch <= ?2",
-            )?
-            .execute(params![vid, enc(target)])?;
-        if n > 0 {
-            self.refresh_summary(vid)?;
-        }
-        Ok(n)
+        self.delete_attestations(vid, Some(target))
     }
 
     fn delete_all_attestations(&mut self, vid: ValidatorId) -> Result<(), DbError> {
-        self.tx
-            .prepare_cached("DELETE FROM signed_attestations WHERE validator_id = ?1")?
-            .execute(params![vid])?;
-        self.refresh_summary(vid)
+        self.delete_attestations(vid, None).map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,7 +39,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (validator_id, target_epoch)
     ) WITHOUT ROWID;
     CREATE INDEX signed_attestations_by_source ON signed_attestations (validator_id, source_epoch);",
+    // 2: the recent tier of attestations (see `sqlite/attestations.rs`); older records
+    // stay where they are, in `signed_attestations`, whose source index is dropped (every
+    // scan of that tier reads one validator's rows by target).
+    "CREATE TABLE recent_attestations (
+        vgroup INTEGER NOT NULL,
+        target_epoch INTEGER NOT NULL,
+        validator_id INTEGER NOT NULL REFERENCES validators(id),
+        source_epoch INTEGER NOT NULL,
+        signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32),
+        CHECK (vgroup = validator_id >> 6),
+        PRIMARY KEY (vgroup, target_epoch, validator_id)
+    ) WITHOUT ROWID;
+    DROP INDEX signed_attestations_by_source;",
 ];
+
+/// Recent attestations are stored by `(vgroup, target_epoch, validator_id)` with
+/// `vgroup = validator_id >> GROUP_BITS` (migration 2; its SQL spells the same shift), so
+/// one epoch's records of 64 consecutive validator ids are adjacent (see
+/// `sqlite/attestations.rs` for why and for the measured choice of 64).
+pub(crate) const GROUP_BITS: u32 = 6;
+
+/// The attestation group of a validator id (see [`GROUP_BITS`]).
+pub(crate) fn group_of(validator_id: i64) -> i64 {
+    validator_id >> GROUP_BITS
+}
 
 /// Schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -138,6 +162,15 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        if version > 0 {
+            // Upgrading an existing file can rewrite every record (migration 2): say why
+            // this start-up takes longer, once.
+            tracing::info!(
+                from = version,
+                to = i + 1,
+                "migrating the slashing database schema"
+            );
+        }
         conn.execute_batch(sql)?;
         conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tracing::info!(version = i + 1, "slashing database migrated");
