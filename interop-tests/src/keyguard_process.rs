@@ -117,11 +117,21 @@ impl KeyguardProcess {
     /// Starts `keyguard run ARGS --listen <free port> --metrics-listen <free port>` without
     /// waiting for it; `scheme` (`http` or `https`) makes [`KeyguardProcess::url`].
     pub fn spawn(args: &[&str], log_dir: &Path, scheme: &str) -> anyhow::Result<Self> {
+        Self::spawn_at(args, log_dir, scheme, free_port())
+    }
+
+    /// Like [`KeyguardProcess::spawn`], listening on `port` (to restart an instance where a
+    /// load balancer expects it).
+    pub fn spawn_at(
+        args: &[&str],
+        log_dir: &Path,
+        scheme: &str,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         // Tests talk to the process with reqwest clients: they need the crypto provider.
         crate::install_crypto_provider();
-        let port = free_port();
         let metrics_port = free_port();
-        let log_path = log_dir.join(format!("keyguard-{port}.log"));
+        let log_path = log_dir.join(format!("keyguard-{port}-{metrics_port}.log"));
         let log = std::fs::File::create(&log_path).context("create log file")?;
         let listen = format!("127.0.0.1:{port}");
         let metrics_listen = format!("127.0.0.1:{metrics_port}");

@@ -2,6 +2,7 @@
 //! starting a keyguard process, and building request bodies.
 
 pub mod duties;
+pub mod haproxy;
 pub mod instances;
 pub mod keyguard_process;
 pub mod lodestar;

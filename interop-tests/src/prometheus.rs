@@ -34,7 +34,8 @@ pub fn require_prometheus(test: &str) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// `name` in a directory of the PATH, if it is there.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

@@ -87,12 +87,18 @@ impl TestCa {
 
     /// A server certificate for `localhost` and `127.0.0.1`.
     pub fn server(&self) -> CertKey {
+        self.server_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// A server certificate for these DNS names or IP addresses (the first is its CN).
+    pub fn server_for(&self, names: &[&str]) -> CertKey {
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("localhost"),
+        );
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         set_validity(&mut params, Validity::Current);
         self.sign(&params)
@@ -190,8 +196,18 @@ impl TlsKeyguard {
         log_dir: &Path,
         probe: &reqwest::blocking::Client,
     ) -> anyhow::Result<Self> {
+        Self::start_at(args, log_dir, probe, crate::keyguard_process::free_port())
+    }
+
+    /// Like [`TlsKeyguard::start`], listening on `port`.
+    pub fn start_at(
+        args: &[&str],
+        log_dir: &Path,
+        probe: &reqwest::blocking::Client,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let mut kg = Self {
-            process: KeyguardProcess::spawn(args, log_dir, "https")?,
+            process: KeyguardProcess::spawn_at(args, log_dir, "https", port)?,
         };
         kg.wait_healthy(probe, Duration::from_secs(30))?;
         Ok(kg)
