@@ -55,6 +55,23 @@ impl Site {
             ("10.0.0.12:9000", format!("127.0.0.1:{}", self.ports[1])),
         ]
     }
+
+    /// The replacements for `config/haproxy.cfg`; `frontend` is its certificate bundle.
+    fn terminating(&self, frontend: &str) -> Vec<(&'static str, String)> {
+        let [a, b] = self.backend_addresses();
+        vec![
+            (
+                "bind :9443 ssl crt /etc/haproxy/keyguard-frontend.pem",
+                format!("bind 127.0.0.1:{} ssl crt {frontend}", self.frontend_port),
+            ),
+            (
+                "ca-file /etc/haproxy/keyguard-server-ca.pem",
+                format!("ca-file {}", self.ca_file),
+            ),
+            a,
+            b,
+        ]
+    }
 }
 
 #[test]
@@ -77,21 +94,7 @@ fn both_shipped_configurations_pass_haproxy_check() {
     );
     let [a, b] = site.backend_addresses();
     let configs = [
-        (
-            "haproxy.cfg",
-            vec![
-                (
-                    "bind :9443 ssl crt /etc/haproxy/keyguard-frontend.pem",
-                    format!("bind 127.0.0.1:{} ssl crt {frontend}", site.frontend_port),
-                ),
-                (
-                    "ca-file /etc/haproxy/keyguard-server-ca.pem",
-                    format!("ca-file {}", site.ca_file),
-                ),
-                a.clone(),
-                b.clone(),
-            ],
-        ),
+        ("haproxy.cfg", site.terminating(&frontend)),
         (
             "haproxy-passthrough.cfg",
             vec![
@@ -228,26 +231,11 @@ fn a_killed_instance_behind_haproxy_costs_the_client_nothing() {
     assert_eq!(keys.len(), KEYS);
 
     let frontend = pem_bundle(dir.path(), "frontend.pem", &ca.server());
-    let [addr_a, addr_b] = site.backend_addresses();
-    let config = shipped_config(
-        "haproxy.cfg",
-        &[
-            (
-                "bind :9443 ssl crt /etc/haproxy/keyguard-frontend.pem",
-                format!("bind 127.0.0.1:{} ssl crt {frontend}", site.frontend_port),
-            ),
-            (
-                "ca-file /etc/haproxy/keyguard-server-ca.pem",
-                format!("ca-file {}", site.ca_file),
-            ),
-            addr_a,
-            addr_b,
-            // 20,000 connections need 40,000 descriptors, more than a test machine's hard
-            // limit may allow a process (HAProxy then refuses to start).
-            ("maxconn 20000", "maxconn 1000".to_owned()),
-        ],
-    )
-    .expect("shipped config");
+    let mut replacements = site.terminating(&frontend);
+    // 20,000 connections need 40,000 descriptors, more than a test machine's hard limit may
+    // allow a process (HAProxy then refuses to start).
+    replacements.push(("maxconn 20000", "maxconn 1000".to_owned()));
+    let config = shipped_config("haproxy.cfg", &replacements).expect("shipped config");
     let config_path = dir.path().join("haproxy.cfg");
     std::fs::write(&config_path, config).expect("write config");
     let proxy = HaproxyProcess::start(&binary, &config_path, &dir.path().join("haproxy.log"))
