@@ -25,7 +25,7 @@
 //! more than the scans by target it saves (which stop at the validator's own rows).
 //!
 //! Measured (`benches/writer_cpu.rs`, 1,000 validators, one run each): writer CPU per
-//! record 4.3 µs, the old layout ~22 µs; with a single group-clustered table and no second
+//! record 4.3-4.4 µs, the old layout ~22 µs; with a single group-clustered table and no second
 //! tier, groups of 16 / 32 / 64 ids cost 4.6 / 3.8 / 3.1 µs but had the unbounded scans
 //! above; two tiers with groups of 32 and 2,048 recent rows cost 7.2 µs (compaction too
 //! frequent), with 8,192 rows 5.4 µs, and without the source index 4.3 µs.

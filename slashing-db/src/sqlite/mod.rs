@@ -247,6 +247,22 @@ impl SqliteTx<'_> {
         self.cache.extremes.get(&vid).copied().unwrap_or_default()
     }
 
+    /// The validator's newest attestation `(source, target)` if it satisfies `witness`.
+    /// A conflicting vote usually conflicts with the newest record, and one point lookup
+    /// finds it where a scan would read the rows of the validator's whole group.
+    fn newest_if(
+        &mut self,
+        vid: ValidatorId,
+        witness: impl Fn(u64, u64) -> bool,
+    ) -> Result<Option<(u64, u64)>, DbError> {
+        let Some(target) = self.extremes(vid).summary.max_target else {
+            return Ok(None);
+        };
+        Ok(attestations::at_target(&self.tx, vid, target)?
+            .map(|(source, _)| (source, target))
+            .filter(|&(source, target)| witness(source, target)))
+    }
+
     /// Recomputes a validator's extremes after a deletion.
     fn refresh_extremes(&mut self, vid: ValidatorId) -> Result<(), DbError> {
         let max_block: Option<i64> = self
@@ -476,6 +492,9 @@ impl Records for SqliteTx<'_> {
         if !self.extremes(vid).may_hold_surrounding(s, t) {
             return Ok(None);
         }
+        if let Some(found) = self.newest_if(vid, |source, target| source < s && target > t)? {
+            return Ok(Some(found));
+        }
         attestations::surrounding(&self.tx, vid, s, t)
     }
 
@@ -487,6 +506,9 @@ impl Records for SqliteTx<'_> {
     ) -> Result<Option<(u64, u64)>, DbError> {
         if !self.extremes(vid).may_hold_surrounded(s, t) {
             return Ok(None);
+        }
+        if let Some(found) = self.newest_if(vid, |source, target| source > s && target < t)? {
+            return Ok(Some(found));
         }
         attestations::surrounded(&self.tx, vid, s, t)
     }
