@@ -17,22 +17,27 @@ use axum::Router;
 use super::ApiError;
 use crate::access::{AccessPolicy, ClientIdentity, Denied};
 use crate::audit::{AuditLog, RefusedFields};
+use crate::signer::queue::{ClientKey, SigningQueue};
 use crate::tls::listener::PeerInfo;
 
-/// What the middleware needs: the policy, the audit log and where the signing routes are.
+/// What the middleware needs: the policy, the audit log, the signing queue (its tarpit
+/// holds refusals of clients over their allowance) and where the signing routes are.
 struct AccessContext {
     policy: Arc<AccessPolicy>,
     audit: Arc<AuditLog>,
+    queue: Arc<SigningQueue>,
     /// `/api/v1/eth2`, and the same under the path prefix if there is one.
     signing_roots: Vec<String>,
 }
 
 /// Wraps every route of `app` (fallback included) in the access checks; every refusal is
-/// an `access_refused` event in `audit`.
+/// an `access_refused` event in `audit`, answered late by `queue`'s tarpit when the peer
+/// is over its allowance of cheap refusals.
 pub fn apply(
     app: Router,
     policy: Arc<AccessPolicy>,
     audit: Arc<AuditLog>,
+    queue: Arc<SigningQueue>,
     prefix: Option<&str>,
 ) -> Router {
     let mut signing_roots = vec!["/api/v1/eth2".to_string()];
@@ -45,6 +50,7 @@ pub fn apply(
     let context = Arc::new(AccessContext {
         policy,
         audit,
+        queue,
         signing_roots,
     });
     app.layer(axum::middleware::from_fn_with_state(context, check))
@@ -76,6 +82,9 @@ async fn check(State(ctx): State<Arc<AccessContext>>, mut req: Request, next: Ne
                 reason,
                 status: error.status().as_u16(),
             });
+            // Refused before any identity was accepted: the peer's address is the client.
+            let client = ClientKey::of(&ClientIdentity::Anonymous, peer.map(|p| p.addr.ip()));
+            ctx.queue.hold_access_refusal(&client).await;
             error.into_response()
         }
     }
@@ -137,6 +146,7 @@ fn is_signing_route(roots: &[String], path: &str) -> bool {
 mod tests {
     use super::*;
     use crate::access::{AccessConfig, ClientConfig};
+    use crate::signer::queue::{QueueLimits, QueueMetrics, RefusalLimits};
     use axum::body::Body;
     use axum::extract::Extension;
     use axum::http::{Request as HttpRequest, StatusCode};
@@ -155,6 +165,13 @@ mod tests {
 
     /// Hosts: localhost only. Client `vc` with token `t0k3n-4f9a2c7e1b8d3a6f0e5c` and certificate [7; 32].
     fn fixture(require_known_client: bool) -> Fixture {
+        fixture_with_queue(
+            require_known_client,
+            SigningQueue::new(QueueLimits::default(), None),
+        )
+    }
+
+    fn fixture_with_queue(require_known_client: bool, queue: Arc<SigningQueue>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("vc.token");
         std::fs::write(&token, "t0k3n-4f9a2c7e1b8d3a6f0e5c").unwrap();
@@ -179,6 +196,7 @@ mod tests {
                 app,
                 policy,
                 Arc::new(AuditLog::disabled()),
+                queue,
                 Some("/signer/"),
             ),
             _dir: dir,
@@ -295,5 +313,66 @@ mod tests {
         assert!(!is_signing_route(&roots, "/signer/eth/v1/keystores"));
         assert!(!is_signing_route(&roots, "/upcheck"));
         assert!(!is_signing_route(&roots, "/api/v1/eth2x"));
+    }
+
+    /// A peer over its allowance of cheap refusals gets its 401s and 403s late (the
+    /// signing queue's tarpit, as for unknown keys), other peers and accepted requests
+    /// on time.
+    #[tokio::test]
+    async fn refusals_beyond_the_allowance_are_answered_late() {
+        let registry = prometheus::Registry::new();
+        let metrics = QueueMetrics::register(&registry).unwrap();
+        let limits = QueueLimits {
+            refusals: RefusalLimits { burst: 1, rate: 2 },
+            ..QueueLimits::default()
+        };
+        let f = fixture_with_queue(true, SigningQueue::new(limits, Some(metrics)));
+        let tarpitted = || {
+            registry
+                .gather()
+                .iter()
+                .filter(|m| m.name() == "keyguard_signing_queue_tarpitted_total")
+                .flat_map(|m| m.get_metric())
+                .map(|m| m.get_counter().value())
+                .sum::<f64>()
+        };
+        let from = |ip: &str| PeerInfo {
+            addr: format!("{ip}:5000").parse().unwrap(),
+            certificate: None,
+        };
+        let bad_token = [LOCAL, ("authorization", "Bearer wrong")];
+        let basic = [LOCAL, ("authorization", "Basic eDp5")];
+        let path = "/api/v1/eth2/publicKeys";
+        // The burst: on time.
+        let (status, _) = call(&f, path, &bad_token, Some(from("10.0.0.9"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(tarpitted(), 0.0);
+        // Beyond it: held about half a second (one refusal owed at 2 a second); a 401
+        // counts like a 403.
+        let started = std::time::Instant::now();
+        let (status, _) = call(&f, path, &basic, Some(from("10.0.0.9"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(tarpitted(), 1.0);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        // A 403 (Host not allowed) of the same peer counts too.
+        let (status, _) = call(
+            &f,
+            path,
+            &[("host", "evil.example")],
+            Some(from("10.0.0.9")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(tarpitted(), 2.0);
+        // Another peer has its own allowance; an accepted request is never held.
+        let (status, _) = call(&f, path, &bad_token, Some(from("10.0.0.10"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let token = [
+            LOCAL,
+            ("authorization", "Bearer t0k3n-4f9a2c7e1b8d3a6f0e5c"),
+        ];
+        let (status, _) = call(&f, path, &token, Some(from("10.0.0.9"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(tarpitted(), 2.0);
     }
 }

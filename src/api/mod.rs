@@ -109,6 +109,7 @@ pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
         app.fallback(not_found),
         Arc::clone(&state.access),
         Arc::clone(&state.audit),
+        Arc::clone(&state.signing_queue),
         prefix,
     )
 }

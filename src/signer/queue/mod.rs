@@ -255,6 +255,12 @@ impl SigningQueue {
         self.tarpit.hold(client, outcome).await;
     }
 
+    /// Holds an access-layer refusal (401, 403: unknown credentials, Host not allowed)
+    /// of `client` while it is over the same allowance of cheap refusals.
+    pub async fn hold_access_refusal(&self, client: &ClientKey) {
+        self.tarpit.hold_cheap(client).await;
+    }
+
     fn permit(self: &Arc<Self>, priority: Priority) -> Permit {
         Permit {
             queue: Arc::clone(self),

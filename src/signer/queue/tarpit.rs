@@ -108,9 +108,14 @@ impl Tarpit {
     /// Holds the answer of `client`'s request that ended in `outcome`, if it is a cheap
     /// refusal beyond the client's allowance. Call with no queue permit held.
     pub async fn hold(&self, client: &ClientKey, outcome: &SignError) {
-        if !counts(outcome) {
-            return;
+        if counts(outcome) {
+            self.hold_cheap(client).await;
         }
+    }
+
+    /// Holds the answer of a cheap refusal of `client` (see [`Tarpit::hold`]) decided
+    /// outside the sign pipeline: the access layer's 401 and 403.
+    pub async fn hold_cheap(&self, client: &ClientKey) {
         let Some(delay) = self.charge(client, Instant::now()) else {
             return;
         };
