@@ -121,6 +121,46 @@ impl Duty {
     }
 }
 
+/// A tiny xorshift generator: the crash tests need variety and a seed to replay, not
+/// crypto-quality randomness.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value (the seed must not be 0).
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+impl Duty {
+    /// A random block (one in three) or attestation in a narrow window above `base`
+    /// (slots `8 * base ..+16`, targets `base ..+6`, three roots), so that conflicts with
+    /// other such duties are frequent.
+    pub fn random_near(base: u64, rng: &mut Rng) -> Duty {
+        if rng.below(3) == 0 {
+            Duty::Block {
+                slot: base * 8 + rng.below(16),
+                root: rng.below(3) as u8,
+            }
+        } else {
+            let target = base + rng.below(6);
+            Duty::Attestation {
+                source: target.saturating_sub(1 + rng.below(3)),
+                target,
+                root: rng.below(3) as u8,
+            }
+        }
+    }
+}
+
 /// One signed block or attestation as an interchange file lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Record {

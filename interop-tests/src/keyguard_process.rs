@@ -233,6 +233,26 @@ impl KeyguardProcess {
         Ok(reqwest::blocking::get(format!("{}/metrics", self.metrics_url))?.text()?)
     }
 
+    /// The sum of the samples of `name` whose labels include all of `labels` (0 when
+    /// there are none): one counter or gauge series, or a labelled family summed.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.metrics().expect("metrics");
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("metrics text");
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                other => panic!("{name}: not a counter or gauge: {other:?}"),
+            })
+            .sum()
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

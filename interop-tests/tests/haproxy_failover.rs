@@ -187,17 +187,6 @@ async fn stream(
     sent
 }
 
-/// The value of every `keyguard_sign_requests_total{outcome="signed",…}` line, summed.
-fn signed_total(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("keyguard_sign_requests_total{") && l.contains(r#"outcome="signed""#)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn a_killed_instance_behind_haproxy_costs_the_client_nothing() {
     let test = "a_killed_instance_behind_haproxy_costs_the_client_nothing";
@@ -338,7 +327,8 @@ fn a_killed_instance_behind_haproxy_costs_the_client_nothing() {
         redispatched > 0,
         "no request was retried on the other instance, so the kill was not tested:\n{log}"
     );
-    let signed_by_restarted = signed_total(&restarted.metrics().expect("metrics"));
+    let signed_by_restarted =
+        restarted.metric("keyguard_sign_requests_total", &[("outcome", "signed")]);
     assert!(
         signed_by_restarted > 0.0,
         "the restarted instance signed nothing; HAProxy log:\n{log}"

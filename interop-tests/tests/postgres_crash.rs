@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use interop_tests::duties::{interchange_records, slashable_pairs, verify, Duty};
+use interop_tests::duties::{interchange_records, slashable_pairs, verify, Duty, Rng};
 use interop_tests::instances::{self, Answer};
 use interop_tests::keyguard_process::KeyguardProcess;
 use interop_tests::postgres::{require_postgres, TestPostgres};
@@ -31,20 +31,6 @@ const CLIENTS_PER_KEY: usize = 3;
 const KILLS: usize = 21;
 /// PostgreSQL is restarted after these kills.
 const PG_RESTART_AFTER: [usize; 3] = [5, 12, 18];
-
-/// A tiny xorshift generator: only variety and replayability are needed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the clients saw.
 #[derive(Default)]
@@ -92,19 +78,7 @@ async fn client_task(
     let client = instances::client();
     while !stop.load(Ordering::Relaxed) {
         let base = base.load(Ordering::Relaxed);
-        let duty = if rng.below(3) == 0 {
-            Duty::Block {
-                slot: base * 8 + rng.below(16),
-                root: rng.below(3) as u8,
-            }
-        } else {
-            let target = base + rng.below(6);
-            Duty::Attestation {
-                source: target.saturating_sub(1 + rng.below(3)),
-                target,
-                root: rng.below(3) as u8,
-            }
-        };
+        let duty = Duty::random_near(base, &mut rng);
         let url = {
             let urls = urls.read().expect("lock");
             urls[rng.below(urls.len() as u64) as usize].clone()
@@ -300,7 +274,7 @@ async fn sigkills_and_postgres_restarts_lose_no_record_and_sign_nothing_slashabl
                 pubkey.clone(),
                 Arc::clone(&base),
                 Arc::clone(&stop),
-                Rng(rng.next() | 1),
+                Rng(rng.next_u64() | 1),
                 Arc::clone(&seen),
             )));
         }

@@ -65,22 +65,6 @@ fn front_config(dir: &Path, remotes: &[(String, String, u64)]) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// The value of the sample `name` whose labels include all of `labels` (0 when absent).
-fn metric(kg: &KeyguardProcess, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = kg.metrics().unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => *v,
-            other => panic!("{name}: unexpected {other:?}"),
-        })
-        .sum()
-}
-
 #[test]
 fn a_remote_key_signs_through_another_keyguard_behind_local_slashing_protection() {
     let tmp = tempfile::tempdir().unwrap();
@@ -156,11 +140,8 @@ fn a_remote_key_signs_through_another_keyguard_behind_local_slashing_protection(
             .contains("slashing protection"),
         "{body}"
     );
-    let attestations_at_back = metric(
-        &back,
-        "keyguard_sign_requests_total",
-        &[("type", "ATTESTATION")],
-    );
+    let attestations_at_back =
+        back.metric("keyguard_sign_requests_total", &[("type", "ATTESTATION")]);
     assert_eq!(
         attestations_at_back, 1.0,
         "only the first vote was forwarded"
@@ -171,16 +152,14 @@ fn a_remote_key_signs_through_another_keyguard_behind_local_slashing_protection(
     let (status, _) = sign(&front, &pk2, &randao);
     assert_eq!(status, 404);
     assert_eq!(
-        metric(
-            &front,
+        front.metric(
             "keyguard_sign_requests_total",
             &[("type", "RANDAO_REVEAL"), ("outcome", "unknown_key")]
         ),
         1.0
     );
     assert_eq!(
-        metric(
-            &front,
+        front.metric(
             "keyguard_keys_loaded",
             &[("source", "remote"), ("state", "loaded")]
         ),
@@ -305,19 +284,11 @@ fn a_remote_that_lies_fails_errs_or_hangs_is_refused_and_nothing_is_released() {
     assert_eq!(status, 502, "{body}");
     assert!(body.get("signature").is_none());
     assert_eq!(
-        metric(
-            &front,
-            "keyguard_sign_requests_total",
-            &[("outcome", "error")]
-        ),
+        front.metric("keyguard_sign_requests_total", &[("outcome", "error")]),
         5.0
     );
     assert_eq!(
-        metric(
-            &front,
-            "keyguard_sign_requests_total",
-            &[("outcome", "signed")]
-        ),
+        front.metric("keyguard_sign_requests_total", &[("outcome", "signed")]),
         0.0
     );
 }

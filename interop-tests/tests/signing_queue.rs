@@ -266,7 +266,7 @@ fn an_unknown_key_flooder_is_tarpitted_while_another_clients_attestations_are_si
     // Few free refusals, so the flood is tarpitted within a second.
     let kg = start(&tmp, "refusal_burst = 50\nrefusal_rate = 20");
     let keys = kg.public_keys().unwrap();
-    let tarpitted = || metric(&kg, "keyguard_signing_queue_tarpitted_total");
+    let tarpitted = || kg.metric("keyguard_signing_queue_tarpitted_total", &[]);
     assert_eq!(tarpitted(), 0.0, "the counter exists at zero");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -296,16 +296,7 @@ fn an_unknown_key_flooder_is_tarpitted_while_another_clients_attestations_are_si
         not_found as f64 >= held,
         "{not_found} answered, {held} tarpitted"
     );
-    assert!(metric(&kg, "keyguard_signing_queue_tarpit_delay_seconds_total") > 0.0);
-}
-
-/// The value of the unlabelled series `name`.
-fn metric(kg: &KeyguardProcess, name: &str) -> f64 {
-    let metrics = kg.metrics().unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {name} in:\n{metrics}"))
+    assert!(kg.metric("keyguard_signing_queue_tarpit_delay_seconds_total", &[]) > 0.0);
 }
 
 /// Floods unknown keys from one client; once it is tarpitted, the other client signs its

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use interop_tests::duties::{Duty, Rng};
 use interop_tests::keyguard_process::KeyguardProcess;
 use interop_tests::requests;
 
@@ -119,27 +120,6 @@ async fn racing_conflicting_pairs_sign_exactly_one() {
     assert_eq!(pairs, 2 * ROUNDS as usize * keys.len());
 }
 
-/// What a client received a signature for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signed {
-    Attestation { source: u64, target: u64, root: u8 },
-    Block { slot: u64, root: u8 },
-}
-
-/// A tiny xorshift generator: the test needs no crypto-quality randomness, only variety.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random requests in a narrow window so conflicts are frequent, until the signer dies.
 async fn load(
     client: reqwest::Client,
@@ -147,30 +127,11 @@ async fn load(
     pubkey: String,
     base: u64,
     mut rng: Rng,
-    signed: Arc<Mutex<Vec<(String, Signed)>>>,
+    signed: Arc<Mutex<Vec<(String, Duty)>>>,
 ) {
     loop {
-        let item = if rng.below(3) == 0 {
-            Signed::Block {
-                slot: base * 8 + rng.below(16),
-                root: rng.below(3) as u8,
-            }
-        } else {
-            let target = base + rng.below(6);
-            Signed::Attestation {
-                source: target.saturating_sub(1 + rng.below(3)),
-                target,
-                root: rng.below(3) as u8,
-            }
-        };
-        let body = match item {
-            Signed::Attestation {
-                source,
-                target,
-                root,
-            } => requests::attestation(source, target, root),
-            Signed::Block { slot, root } => requests::block_header(slot, root),
-        };
+        let item = Duty::random_near(base, &mut rng);
+        let body = item.body();
         match send(&client, &url, &pubkey, body).await {
             Some(200) => signed.lock().unwrap().push((pubkey.clone(), item)),
             Some(_) => {}
@@ -179,35 +140,11 @@ async fn load(
     }
 }
 
-fn slashable(a: &Signed, b: &Signed) -> bool {
-    match (*a, *b) {
-        (Signed::Block { slot: s1, root: r1 }, Signed::Block { slot: s2, root: r2 }) => {
-            s1 == s2 && r1 != r2
-        }
-        (
-            Signed::Attestation {
-                source: s1,
-                target: t1,
-                root: r1,
-            },
-            Signed::Attestation {
-                source: s2,
-                target: t2,
-                root: r2,
-            },
-        ) => {
-            // Double vote: one target, different data (the source or the roots differ).
-            (t1 == t2 && (s1 != s2 || r1 != r2)) || (s1 < s2 && t2 < t1) || (s2 < s1 && t1 < t2)
-        }
-        _ => false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let signed: Arc<Mutex<Vec<(String, Signed)>>> = Arc::default();
+    let signed: Arc<Mutex<Vec<(String, Duty)>>> = Arc::default();
     let seed = Instant::now().elapsed().as_nanos() as u64
         ^ 0x9e37_79b9_7f4a_7c15
         ^ std::process::id() as u64;
@@ -227,7 +164,7 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
                     kg.url.clone(),
                     pk.clone(),
                     round * 4,
-                    Rng(rng.next() | 1),
+                    Rng(rng.next_u64() | 1),
                     Arc::clone(&signed),
                 )));
             }
@@ -281,16 +218,10 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
         }
     }
     for (pk, item) in &signed {
-        let (body, coords) = match *item {
-            Signed::Attestation {
-                source,
-                target,
-                root,
-            } => (
-                requests::attestation(source, target, root),
-                (source, target, false),
-            ),
-            Signed::Block { slot, root } => (requests::block_header(slot, root), (slot, 0, true)),
+        let body = item.body();
+        let coords = match *item {
+            Duty::Attestation { source, target, .. } => (source, target, false),
+            Duty::Block { slot, .. } => (slot, 0, true),
         };
         let signing_root = keyguard::consensus::prepare(body.as_bytes(), &network)
             .unwrap()
@@ -303,7 +234,7 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
     }
 
     // Nothing slashable was ever signed, across all restarts.
-    let mut per_key: HashMap<&str, Vec<Signed>> = HashMap::new();
+    let mut per_key: HashMap<&str, Vec<Duty>> = HashMap::new();
     for (pk, item) in &signed {
         per_key.entry(pk.as_str()).or_default().push(*item);
     }
@@ -311,7 +242,7 @@ async fn sigkill_under_load_loses_no_record_and_signs_nothing_slashable() {
         for (i, a) in items.iter().enumerate() {
             for b in &items[i + 1..] {
                 assert!(
-                    !slashable(a, b),
+                    !a.slashable_with(b),
                     "{pk} signed a slashable pair: {a:?} and {b:?}"
                 );
             }

@@ -77,15 +77,11 @@ fn sign_epoch_concurrently(db: &SlashingDb, rt: &tokio::runtime::Runtime, epoch:
         for v in 0..VALIDATORS {
             let db = db.clone();
             set.spawn(async move {
-                let root = epoch_root(epoch, v);
                 db.check_and_record(
                     GVR.into(),
                     pubkey(v).into(),
-                    Subject::Attestation {
-                        source: Epoch(epoch - 1),
-                        target: Epoch(epoch),
-                    },
-                    root.into(),
+                    next_attestation(epoch),
+                    epoch_root(epoch, v).into(),
                 )
                 .await
                 .expect("allowed");
@@ -97,19 +93,24 @@ fn sign_epoch_concurrently(db: &SlashingDb, rt: &tokio::runtime::Runtime, epoch:
     });
 }
 
+/// One epoch of next attestations from every validator, one request per batch.
 fn sign_epoch(db: &SlashingDb, epoch: u64) {
     for v in 0..VALIDATORS {
-        let root = epoch_root(epoch, v);
         db.check_and_record_blocking(
             GVR.into(),
             pubkey(v).into(),
-            Subject::Attestation {
-                source: Epoch(epoch - 1),
-                target: Epoch(epoch),
-            },
-            root.into(),
+            next_attestation(epoch),
+            epoch_root(epoch, v).into(),
         )
         .expect("allowed");
+    }
+}
+
+/// The attestation `epoch - 1 -> epoch`: the next one after the previous epoch's.
+fn next_attestation(epoch: u64) -> Subject {
+    Subject::Attestation {
+        source: Epoch(epoch - 1),
+        target: Epoch(epoch),
     }
 }
 
