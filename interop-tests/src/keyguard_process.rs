@@ -2,10 +2,10 @@
 //! target directory as the tests), starts it on free loopback ports, waits until it
 //! answers, and kills it (SIGKILL on request, and always on drop).
 
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,24 +50,55 @@ pub fn keyguard_binary() -> PathBuf {
 /// A free TCP port on 127.0.0.1, bound and released, and never handed out before
 /// in this test process.
 ///
-/// The kernel may give a just-released port to the next `bind(0)`, so two calls
-/// (one instance's listen and metrics ports, or two tests running in parallel)
-/// could otherwise get the same port and one keyguard would fail to listen.
+/// Two races are avoided. The kernel may give a just-released port to the next
+/// `bind(0)`, so two calls (one instance's listen and metrics ports, or two tests
+/// running in parallel) could get the same port: the set of ports handed out
+/// prevents that. And a client's outgoing connection may take any port of the
+/// kernel's ephemeral range as its source port before the instance listens: ports
+/// are drawn below that range where the kernel allows it.
 pub fn free_port() -> u16 {
     static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let mut handed_out = HANDED_OUT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
+    let below_ephemeral = ports_below_ephemeral_range();
+    let mut rng = crate::duties::Rng(port_seed());
+    for attempt in 0u32.. {
+        let candidate = match &below_ephemeral {
+            Some(range) if attempt < 10_000 => {
+                range.start + rng.below(u64::from(range.end - range.start)) as u16
+            }
+            _ => 0,
+        };
+        let Ok(port) = TcpListener::bind(("127.0.0.1", candidate))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .expect("no free port");
+        else {
+            continue;
+        };
         if handed_out.insert(port) {
             return port;
         }
     }
+    unreachable!("the loop returns a port")
+}
+
+/// `10000..low`, where `low` is the start of the kernel's ephemeral port range,
+/// when that leaves at least 4,096 ports; `None` elsewhere.
+fn ports_below_ephemeral_range() -> Option<std::ops::Range<u16>> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low >= 10_000 + 4_096).then_some(10_000..low)
+}
+
+/// A seed that differs between test processes and calls (never 0).
+fn port_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 /// Runs `keyguard ARGS` to completion (for CLI commands other than `run`).
