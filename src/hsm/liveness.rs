@@ -195,10 +195,11 @@ mod tests {
             hung.elapsed() < ms(900),
             "a hung probe is DOWN at its deadline"
         );
-        // Reading never waits for the hung probe.
+        // Reading never waits for the hung probe, which still hangs for about 900 ms;
+        // the bound leaves room for a loaded CI machine to preempt the reader.
         let read = Instant::now();
         assert!(!liveness.is_up());
-        assert!(read.elapsed() < ms(10));
+        assert!(read.elapsed() < ms(300));
         let timeouts = liveness
             .metrics
             .failures
