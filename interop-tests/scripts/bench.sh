@@ -96,15 +96,18 @@ if [[ " $sections " == *" flood "* ]]; then
   # The victim's attestations at a fixed rate, alone and then while a second client
   # (connecting from 127.0.0.2) keeps 512 requests in flight; then the same with the
   # queue's limits lifted, to show what the queue buys, and the unknown-key flood with the
-  # tarpit of cheap refusals off, to show what the tarpit buys.
-  echo "== flood: RANDAO reveals, then unknown keys (default queue)"
+  # tarpit of cheap refusals off, to show what the tarpit buys. The foreign-Host flood is
+  # refused (403) by the access layer, before the pipeline, and tarpitted per address.
+  echo "== flood: RANDAO reveals, unknown keys, foreign Host (default queue)"
   start "$data/f" --interop-keys 1024
   drive --start-epoch 1000 --json "$out/flood-randao.json" flood --rate 200 --seconds 10 --flood randao
   drive --start-epoch 2000 --json "$out/flood-unknown.json" flood --rate 200 --seconds 10 --flood unknown-keys
+  drive --start-epoch 5000 --json "$out/flood-foreign-host.json" flood --rate 200 --seconds 10 --flood foreign-host
   stop
-  echo "== flood: unknown keys, cheap-refusal tarpit off (what the tarpit buys)"
+  echo "== flood: unknown keys and foreign Host (403), cheap-refusal tarpit off (what the tarpit buys)"
   start "$data/h" --interop-keys 1024 --queue-refusal-rate 0
   drive --start-epoch 2000 --json "$out/flood-unknown-no-tarpit.json" flood --rate 200 --seconds 10 --flood unknown-keys
+  drive --start-epoch 5000 --json "$out/flood-foreign-host-no-tarpit.json" flood --rate 200 --seconds 10 --flood foreign-host
   stop
   echo "== flood: RANDAO reveals, queue limits lifted"
   start "$data/g" --interop-keys 1024 --queue-concurrency 1000000 --queue-background-concurrency 1000000

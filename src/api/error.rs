@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 412, which means a slashing refusal).
     #[error("{0}")]
     Overloaded(String),
+    /// The route exists but not for this method (405, with an `Allow` header).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -100,7 +100,9 @@ pub fn router(state: Arc<AppState>, prefix: Option<&str>) -> Router {
     if let Some(km) = &state.keymanager {
         routes = routes.merge(keymanager::routes(&state, km));
     }
-    let routes = routes.with_state(Arc::clone(&state));
+    let routes = routes
+        .with_state(Arc::clone(&state))
+        .method_not_allowed_fallback(method_not_allowed);
     let app = match prefix.map(|p| p.trim_end_matches('/')) {
         Some(p) if !p.is_empty() => Router::new().nest(p, routes.clone()).merge(routes),
         _ => routes,
@@ -119,11 +121,21 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics::metrics))
         .with_state(state)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// A known route asked with another method: 405 with a JSON body like every other
+/// refusal (axum adds the `Allow` header).
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::extract::OriginalUri,
+) -> ApiError {
+    ApiError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
@@ -184,6 +184,53 @@ async fn malformed_json_is_400() {
     let (status, _, body) = call(&h, None, post(&path, "{not json", None)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!message(&body).is_empty());
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow_header_and_json_message() {
+    let h = harness(false);
+    let sign = format!("/api/v1/eth2/sign/{}", h.pubkey);
+    let cases = [
+        (Method::GET, sign.clone(), None, "POST"),
+        (Method::DELETE, "/upcheck".to_string(), None, "GET,HEAD"),
+        (
+            Method::PUT,
+            "/signer/api/v1/eth2/publicKeys".into(),
+            Some("/signer"),
+            "GET,HEAD",
+        ),
+    ];
+    for (method, path, prefix, allow) in cases {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = router(Arc::clone(&h.state), prefix)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(resp.headers()[header::ALLOW], allow, "{method} {path}");
+        assert!(resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = message(std::str::from_utf8(&bytes).unwrap());
+        assert!(
+            text.contains(method.as_str()) && text.contains(&path),
+            "{text}"
+        );
+    }
+    let (status, _, body) = call(&h, None, get("/metrics")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
 
 #[tokio::test]

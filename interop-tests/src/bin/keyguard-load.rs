@@ -122,6 +122,9 @@ enum FloodKind {
     Randao,
     /// Attestations for keys the signer does not have (answered 404).
     UnknownKeys,
+    /// Attestations for the signer's own keys with a `Host` header it does not allow
+    /// (answered 403 by the access layer, before the signing pipeline).
+    ForeignHost,
 }
 
 /// Latencies and outcomes of one run.
@@ -456,6 +459,7 @@ struct FloodCounts {
     ok: AtomicU64,
     shed: AtomicU64,
     not_found: AtomicU64,
+    refused: AtomicU64,
     other: AtomicU64,
 }
 
@@ -466,6 +470,10 @@ impl Flooder {
             FloodKind::Randao => Job {
                 pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
                 body: requests::randao(i),
+            },
+            FloodKind::ForeignHost => Job {
+                pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
+                body: requests::attestation(1, 2, 7),
             },
             FloodKind::UnknownKeys => {
                 let mut pubkey = [0xb0u8; 48];
@@ -493,10 +501,14 @@ impl Flooder {
             workers.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let job = me.job(next.fetch_add(1, Ordering::Relaxed));
-                    let status = me
+                    let mut request = me
                         .client
                         .post(format!("{}/api/v1/eth2/sign/{}", me.url, job.pubkey))
-                        .header("Content-Type", "application/json")
+                        .header("Content-Type", "application/json");
+                    if let FloodKind::ForeignHost = me.kind {
+                        request = request.header("Host", "evil.example");
+                    }
+                    let status = request
                         .body(job.body)
                         .send()
                         .await
@@ -505,6 +517,7 @@ impl Flooder {
                         Ok(200) => &counts.ok,
                         Ok(503) => &counts.shed,
                         Ok(404) => &counts.not_found,
+                        Ok(401 | 403) => &counts.refused,
                         _ => &counts.other,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
@@ -562,15 +575,19 @@ async fn flooded(
         ms(under_flood.percentile(0.99)) / ms(alone.percentile(0.99)).max(1e-9),
         ms(under_flood.percentile(0.99)) - ms(alone.percentile(0.99))
     );
-    let total =
-        load(&counts.ok) + load(&counts.shed) + load(&counts.not_found) + load(&counts.other);
+    let total = load(&counts.ok)
+        + load(&counts.shed)
+        + load(&counts.not_found)
+        + load(&counts.refused)
+        + load(&counts.other);
     println!(
         "flooder: {total} requests ({:.0}/s): {} signed, {} shed (503), {} unknown key (404), \
-         {} other",
+         {} refused (401/403), {} other",
         total as f64 / flood_seconds,
         load(&counts.ok),
         load(&counts.shed),
         load(&counts.not_found),
+        load(&counts.refused),
         load(&counts.other)
     );
     Ok(under_flood)
@@ -730,6 +747,7 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
             match flood {
                 FloodKind::Randao => "randao",
                 FloodKind::UnknownKeys => "unknown keys",
+                FloodKind::ForeignHost => "foreign Host header",
             }
         ),
     };
