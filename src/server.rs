@@ -24,6 +24,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "starting keyguard {}",
         env!("CARGO_PKG_VERSION")
     );
+    // Bare aggregates take their container from this schedule: an operator compares it
+    // with the beacon node's when a fork is announced.
+    tracing::info!(
+        network = network.name(),
+        forks = %network.schedule_summary(),
+        "fork schedule"
+    );
 
     let metrics = Arc::new(
         crate::metrics::Metrics::new(config.metrics.web3signer_compat)

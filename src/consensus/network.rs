@@ -376,6 +376,30 @@ impl Network {
             .unwrap_or(Fork::Phase0)
     }
 
+    /// Every scheduled fork as `NAME@epoch (0xversion)`, in order, then the forks this
+    /// network has no epoch for (for the start-up log).
+    pub fn schedule_summary(&self) -> String {
+        let (scheduled, unscheduled): (Vec<Fork>, Vec<Fork>) = Fork::ALL
+            .into_iter()
+            .partition(|f| self.fork_epoch(*f) != FAR_FUTURE_EPOCH);
+        let mut parts: Vec<String> = scheduled
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}@{} (0x{})",
+                    f.name(),
+                    self.fork_epoch(*f),
+                    hex::encode(self.fork_version(*f))
+                )
+            })
+            .collect();
+        if !unscheduled.is_empty() {
+            let names: Vec<&str> = unscheduled.iter().map(|f| f.name()).collect();
+            parts.push(format!("not scheduled: {}", names.join(", ")));
+        }
+        parts.join(", ")
+    }
+
     /// The fork version active at `epoch`.
     pub fn fork_version_at_epoch(&self, epoch: u64) -> [u8; 4] {
         self.fork_version(self.fork_at_epoch(epoch))
@@ -549,6 +573,22 @@ mod tests {
         let err = Network::from_config_str(&zero, "c.yaml").unwrap_err();
         assert!(err.to_string().contains("SECONDS_PER_SLOT"), "{err}");
         assert_eq!(Network::devnet().slot_duration_ms(), 1_000);
+    }
+
+    #[test]
+    fn schedule_summary_lists_epochs_and_versions_then_unscheduled_forks() {
+        let config = "PRESET_BASE: minimal\nGENESIS_FORK_VERSION: 0x00000001\n\
+                      ALTAIR_FORK_VERSION: 0x01000001\nALTAIR_FORK_EPOCH: 0\n\
+                      BELLATRIX_FORK_VERSION: 0x02000001\nBELLATRIX_FORK_EPOCH: 4\n";
+        let net = Network::from_config_str(config, "c.yaml").unwrap();
+        assert_eq!(
+            net.schedule_summary(),
+            "PHASE0@0 (0x00000001), ALTAIR@0 (0x01000001), BELLATRIX@4 (0x02000001), \
+             not scheduled: CAPELLA, DENEB, ELECTRA, FULU, GLOAS"
+        );
+        let hoodi = Network::builtin("hoodi").unwrap().schedule_summary();
+        assert!(hoodi.contains("GLOAS@143616 (0x80000910)"), "{hoodi}");
+        assert!(!hoodi.contains("not scheduled"), "{hoodi}");
     }
 
     #[test]
