@@ -98,11 +98,12 @@ if [[ " $sections " == *" flood "* ]]; then
   # queue's limits lifted, to show what the queue buys, and the unknown-key flood with the
   # tarpit of cheap refusals off, to show what the tarpit buys. The foreign-Host flood is
   # refused (403) by the access layer, before the pipeline, and tarpitted per address.
-  echo "== flood: RANDAO reveals, unknown keys, foreign Host (default queue)"
+  echo "== flood: RANDAO reveals, unknown keys, foreign Host, duties for other keys (default queue)"
   start "$data/f" --interop-keys 1024
   drive --start-epoch 1000 --json "$out/flood-randao.json" flood --rate 200 --seconds 10 --flood randao
   drive --start-epoch 2000 --json "$out/flood-unknown.json" flood --rate 200 --seconds 10 --flood unknown-keys
   drive --start-epoch 5000 --json "$out/flood-foreign-host.json" flood --rate 200 --seconds 10 --flood foreign-host
+  drive --start-epoch 8000 --json "$out/flood-attestations.json" flood --rate 200 --seconds 10 --flood attestations
   stop
   echo "== flood: unknown keys and foreign Host (403), cheap-refusal tarpit off (what the tarpit buys)"
   start "$data/h" --interop-keys 1024 --queue-refusal-rate 0

@@ -49,7 +49,11 @@ pub async fn sign(
         Ok(permit) => permit,
         Err(shed) => return ApiError::from(shed).into_response(),
     };
-    let outcome = state.signer.sign(&client, &pubkey, body).await;
+    // The signature's turn in the BLS pool is taken under the same client key.
+    let outcome = state
+        .signer
+        .sign_as(&client, client_key.clone(), &pubkey, body)
+        .await;
     drop(permit);
     match outcome {
         Ok(signed) => signature_response(&headers, &signed.signature),

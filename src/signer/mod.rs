@@ -38,7 +38,8 @@ use std::time::Instant;
 pub use error::{BodyError, SignError};
 pub use future_guard::FutureGuard;
 pub use genesis_pin::{GenesisPin, PinError};
-pub use pool::{PoolClosed, SigningPool};
+pub use pool::{PoolClosed, SigningPool, Turn};
+use queue::{ClientKey, Priority};
 
 use crate::access::{AccessPolicy, ClientIdentity};
 use crate::audit::{AuditLog, AuditReservation, SigningDecision};
@@ -95,15 +96,30 @@ struct Trace {
 impl Signer {
     /// Signs one request for `client` with the key `pubkey` (as sent: hex, with or without
     /// `0x`), or says why not. Counts it in the metrics and records it in the audit log.
+    /// The signature takes its turn in the pool as `client`'s (see [`Signer::sign_as`]).
     pub async fn sign(
         &self,
         client: &ClientIdentity,
         pubkey: &str,
         body: Result<&[u8], BodyError>,
     ) -> Result<Signed, SignError> {
+        self.sign_as(client, ClientKey::of(client, None), pubkey, body)
+            .await
+    }
+
+    /// [`Signer::sign`], with the signature's turn in the pool taken as `turn_of`'s: the
+    /// key the signing queue admitted the request under (an anonymous client is its
+    /// address), so the pool serves clients in the same turns.
+    pub async fn sign_as(
+        &self,
+        client: &ClientIdentity,
+        turn_of: ClientKey,
+        pubkey: &str,
+        body: Result<&[u8], BodyError>,
+    ) -> Result<Signed, SignError> {
         let started = Instant::now();
         let mut trace = Trace::default();
-        let result = self.run(client, pubkey, body, &mut trace).await;
+        let result = self.run(client, turn_of, pubkey, body, &mut trace).await;
         let type_label = trace
             .request_type
             .map_or(UNKNOWN_REQUEST_TYPE, |t| t.as_str());
@@ -133,6 +149,7 @@ impl Signer {
     async fn run(
         &self,
         client: &ClientIdentity,
+        turn_of: ClientKey,
         pubkey: &str,
         body: Result<&[u8], BodyError>,
         trace: &mut Trace,
@@ -159,8 +176,18 @@ impl Signer {
         if let Some(subject) = prepared.slashing {
             self.protect(key.pubkey(), &prepared, subject).await?;
         }
+        let turn = Turn {
+            client: turn_of,
+            priority: Priority::of(Some(prepared.request_type)),
+        };
         let signature = self
-            .sign_with(&key, prepared.request_type, prepared.signing_root, body)
+            .sign_with(
+                &key,
+                prepared.request_type,
+                prepared.signing_root,
+                body,
+                turn,
+            )
             .await?;
         Ok(Signed {
             signature,

@@ -10,14 +10,19 @@
 //!
 //! The pool also paces the slashing database's group commit ([`SigningPool::pacer`]): while
 //! signatures are queued, a commit may wait for more records without delaying anyone.
+//!
+//! Waiting signatures are served like the signing queue's waiting requests: duties before
+//! background work, and within a class one client at a time in turn. The signing queue
+//! admits up to `queue.concurrency` requests at once, so without turns here one client's
+//! hundreds of admitted duties would all be signed before another client's one.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
+use super::queue::{ClassTurns, ClientKey, FairQueue, Priority};
 pub use super::root_cache::SignerId;
 use super::root_cache::{Prepared, RootCache, ROOT_CACHE_CAPACITY, TABLE_CAPACITY};
 use crate::bls::{FixedBaseTable, SecretKey, SignatureBytes};
@@ -26,7 +31,7 @@ use crate::metrics::{Metrics, SignPath};
 /// A fixed pool of signing threads. Idle threads block on the job queue (no spinning), so
 /// on a busy core they leave every cycle to the HTTP and database threads.
 pub struct SigningPool {
-    jobs: mpsc::Sender<SignJob>,
+    jobs: Arc<JobQueue>,
     metrics: Arc<OnceLock<Arc<Metrics>>>,
     load: Arc<PoolLoad>,
 }
@@ -38,6 +43,95 @@ struct SignJob {
     /// The key, when the request is attestation-like (its root may deserve a table).
     table_signer: Option<SignerId>,
     reply: tokio::sync::oneshot::Sender<SignatureBytes>,
+}
+
+/// Whose signature a job is: served in turn with other clients' (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The client that asked (as the signing queue counts clients).
+    pub client: ClientKey,
+    /// Its request's class.
+    pub priority: Priority,
+}
+
+impl Turn {
+    /// A duty of `client`.
+    pub fn duty(client: ClientKey) -> Turn {
+        Turn {
+            client,
+            priority: Priority::Duty,
+        }
+    }
+}
+
+/// Jobs waiting for a signing thread, and whether the pool still takes jobs.
+struct JobQueue {
+    state: Mutex<Jobs>,
+    /// Signalled for each job queued, and for all threads when the pool closes.
+    ready: Condvar,
+}
+
+struct Jobs {
+    waiting: FairQueue<SignJob>,
+    turns: ClassTurns,
+    closed: bool,
+}
+
+impl JobQueue {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(Jobs {
+                waiting: FairQueue::new(),
+                turns: ClassTurns::default(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Queues `job` in `turn`'s place; gives it back when the pool is closed.
+    fn push(&self, turn: Turn, job: SignJob) -> Result<(), SignJob> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(job);
+        }
+        state.waiting.push(turn.priority, turn.client, 0, job);
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job by class and client turn, waiting while there is none; `None` once
+    /// the pool is closed and every queued job was taken.
+    fn next(&self) -> Option<SignJob> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(job) = state.pop() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    /// Takes no more jobs; threads finish the queued ones and exit.
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+impl Jobs {
+    fn pop(&mut self) -> Option<SignJob> {
+        let ready = |p: Priority| self.waiting.len_of(p) > 0;
+        let class = self
+            .turns
+            .choose(ready(Priority::Duty), ready(Priority::Background))?;
+        self.turns.taken(class);
+        self.waiting.pop(class)
+    }
 }
 
 /// The signing pool is gone (shutting down).
@@ -96,8 +190,7 @@ impl SigningPool {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let (jobs, queue) = mpsc::channel::<SignJob>();
-        let queue = Arc::new(Mutex::new(queue));
+        let jobs = Arc::new(JobQueue::new());
         let roots = Arc::new(RootCache::new(ROOT_CACHE_CAPACITY, TABLE_CAPACITY));
         let metrics = Arc::new(OnceLock::new());
         let load = Arc::new(PoolLoad {
@@ -107,7 +200,7 @@ impl SigningPool {
         });
         for i in 0..threads {
             let worker = Worker {
-                queue: Arc::clone(&queue),
+                queue: Arc::clone(&jobs),
                 roots: Arc::clone(&roots),
                 metrics: Arc::clone(&metrics),
                 load: Arc::clone(&load),
@@ -140,22 +233,24 @@ impl SigningPool {
 
     /// Signs `signing_root` with the local key `secret` on the pool and returns the
     /// compressed signature. `table_signer` is the key's id when the request is of a type
-    /// whose roots many keys share (only those roots may earn a fixed-base table).
+    /// whose roots many keys share (only those roots may earn a fixed-base table). `turn`
+    /// places the job among the other waiting jobs (see the module docs).
     pub async fn sign(
         &self,
         secret: Arc<SecretKey>,
         signing_root: [u8; 32],
         table_signer: Option<SignerId>,
+        turn: Turn,
     ) -> Result<SignatureBytes, PoolClosed> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.load.queued.fetch_add(1, Ordering::Relaxed);
-        let sent = self.jobs.send(SignJob {
+        let job = SignJob {
             secret,
             signing_root,
             table_signer,
             reply,
-        });
-        if sent.is_err() {
+        };
+        if self.jobs.push(turn, job).is_err() {
             self.load.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(PoolClosed);
         }
@@ -163,9 +258,16 @@ impl SigningPool {
     }
 }
 
+impl Drop for SigningPool {
+    /// The threads sign what is queued, then exit.
+    fn drop(&mut self) {
+        self.jobs.close();
+    }
+}
+
 /// What one signing thread shares with the others.
 struct Worker {
-    queue: Arc<Mutex<mpsc::Receiver<SignJob>>>,
+    queue: Arc<JobQueue>,
     roots: Arc<RootCache>,
     metrics: Arc<OnceLock<Arc<Metrics>>>,
     load: Arc<PoolLoad>,
@@ -174,10 +276,8 @@ struct Worker {
 impl Worker {
     /// Takes jobs until the pool is dropped.
     fn run(self) {
-        loop {
-            // One thread waits on the queue, the others on the lock: no spinning either way.
-            let job = self.queue.lock().recv();
-            let Ok(job) = job else { return };
+        // Idle threads sleep on the condition variable: no spinning.
+        while let Some(job) = self.queue.next() {
             self.load.queued.fetch_sub(1, Ordering::Relaxed);
             let started = Instant::now();
             let (signature, path, table_build) =
@@ -220,6 +320,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::queue::DUTY_TURNS;
     use super::*;
     use zeroize::Zeroizing;
 
@@ -270,7 +371,8 @@ mod tests {
                     let mut pk = [0u8; 48];
                     pk[1] = n;
                     let id = Some(SignerId::of(&pk));
-                    let sig = pool.sign(Arc::clone(&key), root, id).await.unwrap();
+                    let turn = Turn::duty(ClientKey::Identified(format!("vc{}", n % 3)));
+                    let sig = pool.sign(Arc::clone(&key), root, id, turn).await.unwrap();
                     assert_eq!(sig, key.sign(&root), "key {n}");
                 })
             })
@@ -285,8 +387,98 @@ mod tests {
         let pool = SigningPool::new(2).unwrap();
         let key = secret(5);
         for root in [[1u8; 32], [2u8; 32], [1u8; 32]] {
-            let sig = pool.sign(Arc::clone(&key), root, None).await.unwrap();
+            let turn = Turn::duty(ClientKey::Unknown);
+            let sig = pool.sign(Arc::clone(&key), root, None, turn).await.unwrap();
             assert_eq!(sig, key.sign(&root));
+        }
+    }
+
+    /// A job whose root's first byte is `marker`, and the receiver of its signature.
+    fn job(marker: u8) -> (SignJob, tokio::sync::oneshot::Receiver<SignatureBytes>) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = SignJob {
+            secret: secret(1),
+            signing_root: [marker; 32],
+            table_signer: None,
+            reply,
+        };
+        (job, rx)
+    }
+
+    fn turn(client: &str, priority: Priority) -> Turn {
+        Turn {
+            client: ClientKey::Identified(client.into()),
+            priority,
+        }
+    }
+
+    /// The markers of every queued job, in the order the threads would take them.
+    fn drain(queue: &JobQueue) -> Vec<u8> {
+        let mut state = queue.state.lock();
+        std::iter::from_fn(|| state.pop().map(|j| j.signing_root[0])).collect()
+    }
+
+    #[test]
+    fn clients_take_turns_and_duties_come_first() {
+        let queue = JobQueue::new();
+        let mut receivers = Vec::new();
+        let mut push = |client: &str, priority: Priority, marker: u8| {
+            let (j, rx) = job(marker);
+            receivers.push(rx);
+            assert!(queue.push(turn(client, priority), j).is_ok());
+        };
+        // A flooding client's five duties, then another client's one, then background.
+        for marker in 1..=5 {
+            push("flooder", Priority::Duty, marker);
+        }
+        push("randao", Priority::Background, 20);
+        push("victim", Priority::Duty, 10);
+        assert_eq!(drain(&queue), [1, 10, 2, 3, 4, 5, 20]);
+    }
+
+    #[test]
+    fn background_gets_a_turn_after_the_duty_turns() {
+        let queue = JobQueue::new();
+        for marker in 0..(DUTY_TURNS as u8 + 4) {
+            assert!(queue.push(turn("a", Priority::Duty), job(marker).0).is_ok());
+        }
+        assert!(queue
+            .push(turn("b", Priority::Background), job(200).0)
+            .is_ok());
+        let order = drain(&queue);
+        assert_eq!(order.iter().position(|m| *m == 200), Some(DUTY_TURNS));
+        assert_eq!(order.len(), DUTY_TURNS + 5);
+    }
+
+    #[test]
+    fn a_closed_queue_hands_out_what_it_holds_then_nothing() {
+        let queue = JobQueue::new();
+        assert!(queue.push(turn("a", Priority::Duty), job(1).0).is_ok());
+        queue.close();
+        assert!(queue.push(turn("a", Priority::Duty), job(2).0).is_err());
+        assert_eq!(queue.next().map(|j| j.signing_root[0]), Some(1));
+        assert!(queue.next().is_none(), "closed and empty: the threads exit");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_pool_signs_its_queued_jobs_first() {
+        let pool = SigningPool::new(1).unwrap();
+        let key = secret(3);
+        let receivers: Vec<_> = (0..20u8)
+            .map(|marker| {
+                let (j, rx) = job(marker);
+                let j = SignJob {
+                    secret: Arc::clone(&key),
+                    ..j
+                };
+                pool.load.queued.fetch_add(1, Ordering::Relaxed);
+                assert!(pool.jobs.push(Turn::duty(ClientKey::Unknown), j).is_ok());
+                rx
+            })
+            .collect();
+        drop(pool);
+        for (marker, rx) in (0..20u8).zip(receivers) {
+            assert_eq!(rx.await.unwrap(), key.sign(&[marker; 32]), "job {marker}");
         }
     }
 }

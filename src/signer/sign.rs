@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::pool::SignerId;
+use super::pool::{SignerId, Turn};
 use super::{SignError, Signer};
 use crate::bls;
 use crate::consensus::RequestType;
@@ -18,19 +18,21 @@ use crate::keys::{
 
 impl Signer {
     /// Signs `signing_root` (of a `request_type` request) with `key`; `body` is the
-    /// original request, for backends that sign requests rather than roots.
+    /// original request, for backends that sign requests rather than roots. A local key's
+    /// signature waits for its `turn` in the pool.
     pub(super) async fn sign_with(
         &self,
         key: &ValidatorKey,
         request_type: RequestType,
         signing_root: [u8; 32],
         body: &[u8],
+        turn: Turn,
     ) -> Result<SignatureBytes, SignError> {
         match key.backend() {
             KeyBackend::Local(secret) => {
                 let table_signer = shares_roots(request_type).then(|| SignerId::of(key.pubkey()));
                 self.pool
-                    .sign(Arc::clone(secret), signing_root, table_signer)
+                    .sign(Arc::clone(secret), signing_root, table_signer, turn)
                     .await
                     .map_err(|_| SignError::PoolClosed)
             }

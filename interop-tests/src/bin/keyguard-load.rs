@@ -125,6 +125,9 @@ enum FloodKind {
     /// Attestations for the signer's own keys with a `Host` header it does not allow
     /// (answered 403 by the access layer, before the signing pipeline).
     ForeignHost,
+    /// Signable attestations (duties) for the upper half of the signer's keys, a new
+    /// target each round; the victim then uses the lower half.
+    Attestations,
 }
 
 /// Latencies and outcomes of one run.
@@ -213,6 +216,23 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
             flood,
             flood_from,
         } => {
+            // A duty flood signs for keys of its own, so that neither client's votes
+            // are refused as slashable against the other's.
+            let (victim_keys, flood_keys) = match flood {
+                FloodKind::Attestations => {
+                    let (low, high) = gen.keys.split_at(gen.keys.len() / 2);
+                    (low.to_vec(), high.to_vec())
+                }
+                _ => (gen.keys.clone(), gen.keys.clone()),
+            };
+            if victim_keys.is_empty() {
+                bail!("a duty flood needs at least two validators");
+            }
+            let victim = Generator {
+                keys: victim_keys,
+                shared_roots: gen.shared_roots,
+                start_epoch: gen.start_epoch,
+            };
             let flooder = Flooder {
                 client: reqwest::Client::builder()
                     .http1_only()
@@ -221,13 +241,18 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
                     .build()?,
                 // The flood goes to the first signer of `--url`.
                 url: args.url[0].clone(),
-                keys: gen.keys.clone(),
+                keys: flood_keys.clone(),
                 kind: flood,
+                duties: Generator {
+                    keys: flood_keys,
+                    shared_roots: false,
+                    start_epoch: gen.start_epoch,
+                },
             };
             flooded(
                 &client,
                 &args.url,
-                &gen,
+                &victim,
                 rate,
                 seconds,
                 flooder,
@@ -451,6 +476,8 @@ struct Flooder {
     url: String,
     keys: Vec<Arc<str>>,
     kind: FloodKind,
+    /// The attestations of [`FloodKind::Attestations`] (for the flooder's keys).
+    duties: Generator,
 }
 
 /// What the flooder's requests got.
@@ -471,6 +498,7 @@ impl Flooder {
                 pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
                 body: requests::randao(i),
             },
+            FloodKind::Attestations => self.duties.attestation(i),
             FloodKind::ForeignHost => Job {
                 pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
                 body: requests::attestation(1, 2, 7),
@@ -748,6 +776,7 @@ fn report(args: &Args, s: &Stats, raw: &RawRate) -> anyhow::Result<()> {
                 FloodKind::Randao => "randao",
                 FloodKind::UnknownKeys => "unknown keys",
                 FloodKind::ForeignHost => "foreign Host header",
+                FloodKind::Attestations => "attestations for other keys",
             }
         ),
     };

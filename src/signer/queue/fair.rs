@@ -4,13 +4,15 @@
 //!
 //! Every request costs about the same (one signing root, at most one signature), so plain
 //! round robin is already deficit round robin with equal quanta.
+//!
+//! The signing pool serves its waiting signatures the same way ([`crate::signer::pool`]).
 
 use std::collections::{HashMap, VecDeque};
 
 use super::priority::{ClientKey, Priority};
 
-/// Queued items by class and client. Not synchronised: the queue holds it under its lock.
-pub(super) struct FairQueue<T> {
+/// Queued items by class and client. Not synchronised: its owner holds it under a lock.
+pub(crate) struct FairQueue<T> {
     classes: [ClassQueue<T>; 2],
     /// Items queued per client, over both classes (for the per-client cap).
     per_client: HashMap<ClientKey, usize>,
@@ -36,7 +38,7 @@ impl<T> Default for ClassQueue<T> {
 
 impl<T> FairQueue<T> {
     /// An empty queue.
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             classes: [ClassQueue::default(), ClassQueue::default()],
             per_client: HashMap::new(),
@@ -44,7 +46,7 @@ impl<T> FairQueue<T> {
     }
 
     /// Items waiting in `priority`.
-    pub(super) fn len_of(&self, priority: Priority) -> usize {
+    pub(crate) fn len_of(&self, priority: Priority) -> usize {
         self.classes[priority.index()].len
     }
 
@@ -67,7 +69,7 @@ impl<T> FairQueue<T> {
     }
 
     /// Queues `item` (identified by `id`) at the back of `client`'s FIFO in `priority`.
-    pub(super) fn push(&mut self, priority: Priority, client: ClientKey, id: u64, item: T) {
+    pub(crate) fn push(&mut self, priority: Priority, client: ClientKey, id: u64, item: T) {
         let class = &mut self.classes[priority.index()];
         let fifo = class.by_client.entry(client.clone()).or_default();
         if fifo.is_empty() {
@@ -80,7 +82,7 @@ impl<T> FairQueue<T> {
 
     /// The next item of `priority`: the oldest of the client whose turn it is; that client
     /// then goes to the back of the rotation.
-    pub(super) fn pop(&mut self, priority: Priority) -> Option<T> {
+    pub(crate) fn pop(&mut self, priority: Priority) -> Option<T> {
         let class = &mut self.classes[priority.index()];
         let client = class.rotation.pop_front()?;
         let fifo = class.by_client.get_mut(&client)?;
@@ -144,6 +146,34 @@ impl<T> FairQueue<T> {
                 self.per_client.remove(client);
             }
         }
+    }
+}
+
+/// Which class is served next: duties first, but a waiting background item gets one turn
+/// after every [`super::DUTY_TURNS`] duty turns, so it is never starved.
+#[derive(Debug, Default)]
+pub(crate) struct ClassTurns {
+    /// Duty turns since the last background turn.
+    duty_turns: usize,
+}
+
+impl ClassTurns {
+    /// The class whose turn it is, given which classes have an item ready to serve.
+    pub(crate) fn choose(&self, duty_ready: bool, background_ready: bool) -> Option<Priority> {
+        match (duty_ready, background_ready) {
+            (true, true) if self.duty_turns >= super::DUTY_TURNS => Some(Priority::Background),
+            (true, _) => Some(Priority::Duty),
+            (false, true) => Some(Priority::Background),
+            (false, false) => None,
+        }
+    }
+
+    /// Counts a turn taken by `priority`.
+    pub(crate) fn taken(&mut self, priority: Priority) {
+        self.duty_turns = match priority {
+            Priority::Duty => self.duty_turns.saturating_add(1),
+            Priority::Background => 0,
+        };
     }
 }
 

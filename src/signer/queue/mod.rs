@@ -41,13 +41,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+pub(crate) use fair::{ClassTurns, FairQueue};
 pub use metrics::QueueMetrics;
 pub use priority::{ClientKey, Priority};
 pub use tarpit::{RefusalLimits, MAX_DELAY as TARPIT_MAX_DELAY};
 
 use crate::config::QueueConfig;
 use crate::signer::SignError;
-use fair::FairQueue;
 use tarpit::Tarpit;
 
 /// Duty turns in a row while background requests wait, before one of those gets a turn.
@@ -166,8 +166,8 @@ struct State {
     waiting: FairQueue<Waiter>,
     /// Requests running, per class.
     running: [usize; 2],
-    /// Duty turns since the last background turn.
-    duty_turns: usize,
+    /// Whose class's turn it is.
+    turns: ClassTurns,
     next_id: u64,
 }
 
@@ -179,7 +179,7 @@ impl SigningQueue {
             state: Mutex::new(State {
                 waiting: FairQueue::new(),
                 running: [0; 2],
-                duty_turns: 0,
+                turns: ClassTurns::default(),
                 next_id: 0,
             }),
             tarpit: Tarpit::new(limits.refusals, metrics.clone()),
@@ -382,20 +382,13 @@ impl State {
     /// The class whose turn it is, if one has a request waiting and room to start it.
     fn next_class(&self, limits: &QueueLimits) -> Option<Priority> {
         let ready = |p: Priority| self.waiting.len_of(p) > 0 && self.has_room(p, limits);
-        match (ready(Priority::Duty), ready(Priority::Background)) {
-            (true, true) if self.duty_turns >= DUTY_TURNS => Some(Priority::Background),
-            (true, _) => Some(Priority::Duty),
-            (false, true) => Some(Priority::Background),
-            (false, false) => None,
-        }
+        self.turns
+            .choose(ready(Priority::Duty), ready(Priority::Background))
     }
 
     fn start(&mut self, priority: Priority) {
         self.running[priority.index()] += 1;
-        self.duty_turns = match priority {
-            Priority::Duty => self.duty_turns.saturating_add(1),
-            Priority::Background => 0,
-        };
+        self.turns.taken(priority);
     }
 
     /// Room for one more waiting request of `priority` from `client`: `Ok(None)` when
