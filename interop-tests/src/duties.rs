@@ -182,6 +182,18 @@ pub enum Record {
     },
 }
 
+/// Every record of the slashing database at `location` (a path or a PostgreSQL URL), by
+/// pubkey (`0x` hex), from its complete export.
+pub fn database_records(location: &str) -> HashMap<String, HashSet<Record>> {
+    let location = slashing_db::DatabaseLocation::parse(location).expect("database location");
+    let db = slashing_db::SlashingDb::open_location(&location, slashing_db::OpenOptions::default())
+        .expect("open the database");
+    let export = db
+        .export_interchange(None, slashing_db::ExportFormat::Complete)
+        .expect("complete export");
+    interchange_records(&export)
+}
+
 /// Every record of an EIP-3076 interchange document, by pubkey (`0x` hex).
 pub fn interchange_records(json: &[u8]) -> HashMap<String, HashSet<Record>> {
     let doc: serde_json::Value = serde_json::from_slice(json).expect("interchange JSON");

@@ -6,11 +6,12 @@
 //! where a missing binary fails the test: CI must never pass by skipping.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use anyhow::{bail, Context};
 
 use crate::keyguard_process::workspace_root;
+use crate::logged_child::LoggedChild;
 use crate::prometheus::find_on_path;
 
 /// `haproxy` from the PATH (or `/usr/sbin`), or `None` after a loud skip message. Under
@@ -59,38 +60,18 @@ pub fn check(binary: &Path, config: &Path) -> anyhow::Result<Output> {
 }
 
 /// A running HAProxy, killed on drop.
-pub struct HaproxyProcess {
-    child: Child,
-    log_path: PathBuf,
-}
+pub struct HaproxyProcess(LoggedChild);
 
 impl HaproxyProcess {
     /// Starts `binary -db -f config` (foreground, its log in `log_path`).
     pub fn start(binary: &Path, config: &Path, log_path: &Path) -> anyhow::Result<Self> {
-        let log = std::fs::File::create(log_path).context("create haproxy log")?;
-        let child = Command::new(binary)
-            .args(["-db", "-f"])
-            .arg(config)
-            .stdout(log.try_clone().context("clone log handle")?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("start haproxy")?;
-        Ok(Self {
-            child,
-            log_path: log_path.to_path_buf(),
-        })
+        let mut command = Command::new(binary);
+        command.args(["-db", "-f"]).arg(config);
+        Ok(Self(LoggedChild::spawn(&mut command, log_path)?))
     }
 
     /// Everything it logged so far (health-check transitions, request log lines).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for HaproxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.log()
     }
 }

@@ -101,6 +101,28 @@ fn port_seed() -> u64 {
     (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
+/// The values of the samples of `name` in `scrape` whose labels include all of `labels`:
+/// a counter's, gauge's or untyped sample's value, a histogram's count.
+pub fn sample_values(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            other => panic!("{name}: unexpected {other:?}"),
+        })
+        .collect()
+}
+
 /// Runs `keyguard ARGS` to completion (for CLI commands other than `run`).
 pub fn keyguard_command(args: &[&str]) -> Output {
     Command::new(keyguard_binary())
@@ -286,18 +308,7 @@ impl KeyguardProcess {
         let text = self.metrics().expect("metrics");
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
             .expect("metrics text");
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match &s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => *v,
-                other => panic!("{name}: not a counter or gauge: {other:?}"),
-            })
-            .sum()
+        sample_values(&scrape, name, labels).iter().sum()
     }
 
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.

@@ -6,6 +6,7 @@ pub mod haproxy;
 pub mod instances;
 pub mod keyguard_process;
 pub mod lodestar;
+pub mod logged_child;
 pub mod postgres;
 pub mod prometheus;
 pub mod requests;

@@ -6,13 +6,14 @@
 //! `CI=true`, where a missing binary fails the test: CI must never pass by skipping.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 
 use crate::keyguard_process::free_port;
+use crate::logged_child::LoggedChild;
 
 /// `prometheus` and `promtool` from the PATH, or `None` after a loud skip message. Under
 /// `CI=true` a missing binary panics instead.
@@ -44,10 +45,9 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// A running Prometheus server.
 pub struct PrometheusProcess {
-    child: Child,
+    child: LoggedChild,
     /// Base URL of its HTTP API, e.g. `http://127.0.0.1:41234`.
     pub url: String,
-    log_path: PathBuf,
 }
 
 impl PrometheusProcess {
@@ -58,22 +58,17 @@ impl PrometheusProcess {
         std::fs::write(&config_path, config).context("write prometheus.yml")?;
         let port = free_port();
         let log_path = dir.join("prometheus.log");
-        let log = std::fs::File::create(&log_path).context("create prometheus log")?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("tsdb").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start prometheus")?;
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
         let mut process = Self {
-            child,
+            child: LoggedChild::spawn(&mut command, &log_path)?,
             url: format!("http://127.0.0.1:{port}"),
-            log_path,
         };
         process.wait_ready(Duration::from_secs(30))?;
         Ok(process)
@@ -156,13 +151,6 @@ impl PrometheusProcess {
 
     /// Everything Prometheus logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for PrometheusProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.log()
     }
 }

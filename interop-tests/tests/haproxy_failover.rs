@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use interop_tests::duties::{interchange_records, verify, Duty};
+use interop_tests::duties::{database_records, verify, Duty};
 use interop_tests::haproxy::{self, require_haproxy, shipped_config, HaproxyProcess};
 use interop_tests::instances::{self, Answer};
 use interop_tests::keyguard_process::free_port;
 use interop_tests::postgres::require_postgres;
 use interop_tests::tls::{https_client, CertKey, TestCa, TlsKeyguard, Validity};
-use slashing_db::{DatabaseLocation, ExportFormat, OpenOptions, SlashingDb};
 
 const NETWORK: &str = "config/networks/devnet-minimal.yaml";
 /// Validators signing (interop keys), one request stream each.
@@ -342,15 +341,7 @@ fn a_killed_instance_behind_haproxy_costs_the_client_nothing() {
     // Every signature has its record.
     drop(restarted);
     drop(b);
-    let db = SlashingDb::open_location(
-        &DatabaseLocation::parse(&database).expect("url"),
-        OpenOptions::default(),
-    )
-    .expect("open the database");
-    let records = interchange_records(
-        &db.export_interchange(None, ExportFormat::Complete)
-            .expect("export"),
-    );
+    let records = database_records(&database);
     for (pk, duty, _) in &sent {
         assert!(
             records.get(pk).is_some_and(|r| r.contains(&duty.record())),

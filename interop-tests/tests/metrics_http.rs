@@ -1,24 +1,12 @@
 //! `/metrics` of the real binary after a known mix of requests: every counter moved by
 //! exactly the right amount, and the exposition parses with an independent parser.
 
-use interop_tests::keyguard_process::KeyguardProcess;
+use interop_tests::keyguard_process::{sample_values, KeyguardProcess};
 use interop_tests::requests;
 
 /// The value of the sample `name` whose labels include all of `labels`.
 fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let matching: Vec<f64> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            other => panic!("{name}: unexpected {other:?}"),
-        })
-        .collect();
+    let matching = sample_values(scrape, name, labels);
     assert_eq!(
         matching.len(),
         1,

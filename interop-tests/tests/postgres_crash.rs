@@ -18,11 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use interop_tests::duties::{interchange_records, slashable_pairs, verify, Duty, Rng};
+use interop_tests::duties::{database_records, slashable_pairs, verify, Duty, Rng};
 use interop_tests::instances::{self, Answer};
 use interop_tests::keyguard_process::KeyguardProcess;
 use interop_tests::postgres::{require_postgres, TestPostgres};
-use slashing_db::{DatabaseLocation, ExportFormat, OpenOptions, SlashingDb};
 
 const INSTANCES: usize = 3;
 /// Validators under random load; one more (the last key) is the probe validator.
@@ -337,15 +336,7 @@ async fn sigkills_and_postgres_restarts_lose_no_record_and_sign_nothing_slashabl
     assert!(seen.server_errors.load(Ordering::Relaxed) > 0);
 
     // Every signature verifies and has its record in the database.
-    let db = SlashingDb::open_location(
-        &DatabaseLocation::parse(&cluster.database_url).expect("url"),
-        OpenOptions::default(),
-    )
-    .expect("open the database");
-    let records = interchange_records(
-        &db.export_interchange(None, ExportFormat::Complete)
-            .expect("complete export"),
-    );
+    let records = database_records(&cluster.database_url);
     for (pk, duty, sig) in &signed {
         assert!(
             verify(pk, &duty.signing_root(), sig),

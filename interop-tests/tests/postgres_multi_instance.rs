@@ -13,11 +13,10 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use interop_tests::duties::{interchange_records, slashable_pairs, verify, Duty, Record};
+use interop_tests::duties::{database_records, slashable_pairs, verify, Duty, Record};
 use interop_tests::instances::{self, Answer};
 use interop_tests::keyguard_process::KeyguardProcess;
 use interop_tests::postgres::{require_postgres, TestPostgres};
-use slashing_db::{DatabaseLocation, ExportFormat, OpenOptions, SlashingDb};
 
 /// Validators signing (interop keys).
 const KEYS: usize = 48;
@@ -197,15 +196,7 @@ fn run_instances(pg: &TestPostgres, count: usize) {
     for p in processes {
         drop(p);
     }
-    let db = SlashingDb::open_location(
-        &DatabaseLocation::parse(&url).expect("url"),
-        OpenOptions::default(),
-    )
-    .expect("open the database");
-    let export = db
-        .export_interchange(None, ExportFormat::Complete)
-        .expect("complete export");
-    let records = interchange_records(&export);
+    let records = database_records(&url);
     let expected: HashSet<(String, Record)> = winners
         .iter()
         .map(|(pk, d)| (pk.clone(), d.record()))

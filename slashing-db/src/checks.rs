@@ -196,14 +196,8 @@ pub(crate) fn check_attestation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Epoch, Slot};
-
-    fn att(source: u64, target: u64) -> Subject {
-        Subject::Attestation {
-            source: Epoch(source),
-            target: Epoch(target),
-        }
-    }
+    use crate::test_support::att;
+    use crate::types::Slot;
 
     #[test]
     fn summary_allows_only_what_is_above_every_record() {

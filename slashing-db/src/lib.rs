@@ -446,4 +446,6 @@ fn db_reason(e: &DbError) -> Option<String> {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::test_support::{att, outcome};
 use crate::{
-    Approval, DbObserver, Epoch, ExportFormat, OpenOptions, PruneSchedule, PruneSettings,
-    SignCheckError, SlashingDb, Slot, Subject,
+    DbObserver, ExportFormat, OpenOptions, PruneSchedule, PruneSettings, SlashingDb, Slot, Subject,
 };
 
 const GVR: [u8; 32] = [9u8; 32];
@@ -27,20 +27,8 @@ fn root(i: u64) -> [u8; 32] {
     x
 }
 
-fn att(s: u64, t: u64) -> Subject {
-    Subject::Attestation {
-        source: Epoch(s),
-        target: Epoch(t),
-    }
-}
-
 fn sign(db: &SlashingDb, v: u32, subject: Subject, r: u64) -> &'static str {
-    match db.check_and_record_blocking(GVR.into(), pk(v).into(), subject, root(r).into()) {
-        Ok(Approval::Recorded) => "ok",
-        Ok(Approval::Repeat) => "repeat",
-        Err(SignCheckError::Refused(refusal)) => refusal.reason(),
-        Err(SignCheckError::Db(e)) => panic!("db error: {e}"),
-    }
+    outcome(db.check_and_record_blocking(GVR.into(), pk(v).into(), subject, root(r).into()))
 }
 
 /// Records per pruning step and per round.

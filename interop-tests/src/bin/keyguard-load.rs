@@ -241,9 +241,8 @@ async fn drive(args: &Args) -> anyhow::Result<Stats> {
                     .build()?,
                 // The flood goes to the first signer of `--url`.
                 url: args.url[0].clone(),
-                keys: flood_keys.clone(),
                 kind: flood,
-                duties: Generator {
+                own: Generator {
                     keys: flood_keys,
                     shared_roots: false,
                     start_epoch: gen.start_epoch,
@@ -474,10 +473,9 @@ async fn open_loop(
 struct Flooder {
     client: reqwest::Client,
     url: String,
-    keys: Vec<Arc<str>>,
     kind: FloodKind,
-    /// The attestations of [`FloodKind::Attestations`] (for the flooder's keys).
-    duties: Generator,
+    /// The flooder's keys, and its attestations for [`FloodKind::Attestations`].
+    own: Generator,
 }
 
 /// What the flooder's requests got.
@@ -493,14 +491,16 @@ struct FloodCounts {
 impl Flooder {
     /// Request `i` of the flood.
     fn job(&self, i: u64) -> Job {
+        let keys = &self.own.keys;
+        let key = || Arc::clone(&keys[(i % keys.len() as u64) as usize]);
         match self.kind {
             FloodKind::Randao => Job {
-                pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
+                pubkey: key(),
                 body: requests::randao(i),
             },
-            FloodKind::Attestations => self.duties.attestation(i),
+            FloodKind::Attestations => self.own.attestation(i),
             FloodKind::ForeignHost => Job {
-                pubkey: Arc::clone(&self.keys[(i % self.keys.len() as u64) as usize]),
+                pubkey: key(),
                 body: requests::attestation(1, 2, 7),
             },
             FloodKind::UnknownKeys => {

@@ -51,29 +51,53 @@ fn decoded(p: Option<Pair>) -> Option<(u64, u64)> {
     p.map(|(s, t)| (dec(s), dec(t)))
 }
 
+/// The first row `read` from the recent tier's `recent_sql`, else from the per-validator
+/// tier's `older_sql`. Parameters: `?1` the group and `?2` the validator in `recent_sql`,
+/// `?1` the validator in `older_sql`, then `args` in order (`?3`.. and `?2`..).
+fn first_in_tiers<T>(
+    c: &Connection,
+    vid: ValidatorId,
+    recent_sql: &str,
+    older_sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, DbError> {
+    let group = group_of(vid);
+    let recent_params: Vec<&dyn rusqlite::ToSql> = [&group as &dyn rusqlite::ToSql, &vid]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let recent = c
+        .prepare_cached(recent_sql)?
+        .query_row(recent_params.as_slice(), &read)
+        .optional()?;
+    if recent.is_some() {
+        return Ok(recent);
+    }
+    let older_params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&vid as &dyn rusqlite::ToSql)
+        .chain(args.iter().copied())
+        .collect();
+    Ok(c.prepare_cached(older_sql)?
+        .query_row(older_params.as_slice(), read)
+        .optional()?)
+}
+
 /// `(source, root)` of the record of `vid` for `target`, if one is.
 pub(super) fn at_target(
     c: &Connection,
     vid: ValidatorId,
     target: u64,
 ) -> Result<Option<(u64, StoredRoot)>, DbError> {
-    let read = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?));
-    let mut found = c
-        .prepare_cached(
-            "SELECT source_epoch, signing_root FROM recent_attestations
-             WHERE vgroup = ?1 AND target_epoch = ?3 AND validator_id = ?2",
-        )?
-        .query_row(params![group_of(vid), vid, enc(target)], read)
-        .optional()?;
-    if found.is_none() {
-        found = c
-            .prepare_cached(
-                "SELECT source_epoch, signing_root FROM signed_attestations
-                 WHERE validator_id = ?1 AND target_epoch = ?2",
-            )?
-            .query_row(params![vid, enc(target)], read)
-            .optional()?;
-    }
+    let found = first_in_tiers(
+        c,
+        vid,
+        "SELECT source_epoch, signing_root FROM recent_attestations
+         WHERE vgroup = ?1 AND target_epoch = ?3 AND validator_id = ?2",
+        "SELECT source_epoch, signing_root FROM signed_attestations
+         WHERE validator_id = ?1 AND target_epoch = ?2",
+        &[&enc(target)],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+    )?;
     found
         .map(|(s, root)| Ok((dec(s), to_stored_root(root)?)))
         .transpose()
@@ -86,27 +110,19 @@ pub(super) fn surrounding(
     s: u64,
     t: u64,
 ) -> Result<Option<(u64, u64)>, DbError> {
-    let recent = c
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM recent_attestations
-             WHERE vgroup = ?1 AND target_epoch > ?4 AND validator_id = ?2 AND source_epoch < ?3
-             LIMIT 1",
-        )?
-        .query_row(params![group_of(vid), vid, enc(s), enc(t)], pair)
-        .optional()?;
-    if recent.is_some() {
-        return Ok(decoded(recent));
-    }
-    // Driven by the target (few records lie above a new target); the unary `+` keeps
-    // SQLite off the source index for this query.
-    let older = c
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM signed_attestations
-             WHERE validator_id = ?1 AND target_epoch > ?3 AND +source_epoch < ?2 LIMIT 1",
-        )?
-        .query_row(params![vid, enc(s), enc(t)], pair)
-        .optional()?;
-    Ok(decoded(older))
+    // Both driven by the target: few records lie above a new target.
+    let found = first_in_tiers(
+        c,
+        vid,
+        "SELECT source_epoch, target_epoch FROM recent_attestations
+         WHERE vgroup = ?1 AND target_epoch > ?4 AND validator_id = ?2 AND source_epoch < ?3
+         LIMIT 1",
+        "SELECT source_epoch, target_epoch FROM signed_attestations
+         WHERE validator_id = ?1 AND target_epoch > ?3 AND source_epoch < ?2 LIMIT 1",
+        &[&enc(s), &enc(t)],
+        pair,
+    )?;
+    Ok(decoded(found))
 }
 
 /// A record of `vid` with `source > s` and `target < t`.
@@ -116,26 +132,19 @@ pub(super) fn surrounded(
     s: u64,
     t: u64,
 ) -> Result<Option<(u64, u64)>, DbError> {
-    let recent = c
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM recent_attestations
-             WHERE vgroup = ?1 AND target_epoch < ?4 AND validator_id = ?2 AND source_epoch > ?3
-             ORDER BY target_epoch DESC LIMIT 1",
-        )?
-        .query_row(params![group_of(vid), vid, enc(s), enc(t)], pair)
-        .optional()?;
-    if recent.is_some() {
-        return Ok(decoded(recent));
-    }
-    let older = c
-        .prepare_cached(
-            "SELECT source_epoch, target_epoch FROM signed_attestations
-             WHERE validator_id = ?1 AND target_epoch < ?3 AND source_epoch > ?2
-             ORDER BY target_epoch DESC LIMIT 1",
-        )?
-        .query_row(params![vid, enc(s), enc(t)], pair)
-        .optional()?;
-    Ok(decoded(older))
+    let found = first_in_tiers(
+        c,
+        vid,
+        "SELECT source_epoch, target_epoch FROM recent_attestations
+         WHERE vgroup = ?1 AND target_epoch < ?4 AND validator_id = ?2 AND source_epoch > ?3
+         ORDER BY target_epoch DESC LIMIT 1",
+        "SELECT source_epoch, target_epoch FROM signed_attestations
+         WHERE validator_id = ?1 AND target_epoch < ?3 AND source_epoch > ?2
+         ORDER BY target_epoch DESC LIMIT 1",
+        &[&enc(s), &enc(t)],
+        pair,
+    )?;
+    Ok(decoded(found))
 }
 
 /// Runs `sql` with `params` and maps every row with `f`.
@@ -253,36 +262,6 @@ pub(super) fn oldest(
         highest.map(dec),
         highest_source.map(dec),
     ))
-}
-
-/// True if `vid` has a record with source below `source` and target above `target`.
-pub(super) fn below_source_above_target(
-    c: &Connection,
-    vid: ValidatorId,
-    source: u64,
-    target: u64,
-) -> Result<bool, DbError> {
-    let recent = c
-        .prepare_cached(
-            "SELECT 1 FROM recent_attestations
-             WHERE vgroup = ?1 AND target_epoch > ?4 AND validator_id = ?2 AND source_epoch < ?3
-             LIMIT 1",
-        )?
-        .query_row(
-            params![group_of(vid), vid, enc(source), enc(target)],
-            |_| Ok(()),
-        )
-        .optional()?;
-    if recent.is_some() {
-        return Ok(true);
-    }
-    Ok(c.prepare_cached(
-        "SELECT 1 FROM signed_attestations
-         WHERE validator_id = ?1 AND target_epoch > ?3 AND source_epoch < ?2 LIMIT 1",
-    )?
-    .query_row(params![vid, enc(source), enc(target)], |_| Ok(()))
-    .optional()?
-    .is_some())
 }
 
 /// Rows deleted, per tier.

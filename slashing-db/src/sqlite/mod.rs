@@ -564,7 +564,8 @@ impl Records for SqliteTx<'_> {
         source: u64,
         target: u64,
     ) -> Result<bool, DbError> {
-        attestations::below_source_above_target(&self.tx, vid, source, target)
+        // Source below and target above: a record surrounding `source -> target`.
+        Ok(attestations::surrounding(&self.tx, vid, source, target)?.is_some())
     }
 
     fn delete_attestations_through(

@@ -7,9 +7,8 @@ use rusqlite::Connection;
 
 use super::schema::{enc, group_of, GROUP_BITS, MIGRATIONS};
 use super::DEFAULT_RECENT_ROWS_PER_GROUP;
-use crate::{
-    Approval, Epoch, ExportFormat, OpenOptions, PruneSettings, SignCheckError, SlashingDb, Subject,
-};
+use crate::test_support::{att, outcome};
+use crate::{ExportFormat, OpenOptions, PruneSettings, SlashingDb, Subject};
 
 const GVR: [u8; 32] = [5u8; 32];
 
@@ -24,20 +23,8 @@ fn root(i: u8) -> [u8; 32] {
     [i; 32]
 }
 
-fn att(s: u64, t: u64) -> Subject {
-    Subject::Attestation {
-        source: Epoch(s),
-        target: Epoch(t),
-    }
-}
-
 fn sign(db: &SlashingDb, v: u8, subject: Subject, r: u8) -> &'static str {
-    match db.check_and_record_blocking(GVR.into(), pk(v).into(), subject, root(r).into()) {
-        Ok(Approval::Recorded) => "ok",
-        Ok(Approval::Repeat) => "repeat",
-        Err(SignCheckError::Refused(refusal)) => refusal.reason(),
-        Err(SignCheckError::Db(e)) => panic!("db error: {e}"),
-    }
+    outcome(db.check_and_record_blocking(GVR.into(), pk(v).into(), subject, root(r).into()))
 }
 
 /// `(source, target)` of every attestation of `v` in a complete export, by target.
